@@ -1,0 +1,28 @@
+# safety-landscape: perturb a model's weights along directions, generate answers to harmful
+# prompts at every grid point, judge them, and compute the VISAGE safety score.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+report: "report/workflow.rst"
+
+
+include: "rules/common.smk"
+include: "rules/model.smk"
+include: "rules/align.smk"
+include: "rules/directions.smk"
+include: "rules/materialize.smk"
+include: "rules/generate.smk"
+include: "rules/judge.smk"
+include: "rules/visage.smk"
+include: "rules/figures.smk"
+
+
+rule all:
+    input:
+        all_targets(),
+    default_target: True

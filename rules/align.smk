@@ -1,0 +1,56 @@
+rule align_data:
+    input:
+        base=f"{MODEL}/manifest.json",
+        harmful=config["align"]["harmful_file"],
+        refusals=config["align"]["refusals"],
+        benign=config["align"]["benign_prompts"],
+    output:
+        pairs=f"{RUN}/align/pairs.jsonl",
+    params:
+        align=config["align"],
+        trust_remote_code=config["model"]["trust_remote_code"],
+    threads: config["align"]["threads"]
+    log:
+        f"{RUN}/logs/align_data.log",
+    script:
+        "../scripts/align_data.py"
+
+
+rule align:
+    input:
+        base=f"{MODEL}/manifest.json",
+        pairs=f"{RUN}/align/pairs.jsonl",
+    output:
+        model=directory(f"{RUN}/align/model"),
+        manifest=f"{RUN}/align/manifest.json",
+    params:
+        align=config["align"],
+        trust_remote_code=config["model"]["trust_remote_code"],
+    threads: config["align"]["threads"]
+    log:
+        f"{RUN}/logs/align.log",
+    script:
+        "../scripts/align.py"
+
+
+rule align_eval:
+    input:
+        model=f"{RUN}/align/manifest.json",
+        harmful=config["prompts"]["file"],
+        benign=config["align"]["benign_eval_prompts"],
+    output:
+        report(
+            f"{RUN}/align/eval.json",
+            caption="../report/align_eval.rst",
+            category="Alignment",
+        ),
+    params:
+        column=config["prompts"]["column"],
+        max_new_tokens=config["generation"]["max_new_tokens"],
+        system_prompt=config["generation"]["system_prompt"],
+        trust_remote_code=config["model"]["trust_remote_code"],
+    threads: config["align"]["threads"]
+    log:
+        f"{RUN}/logs/align_eval.log",
+    script:
+        "../scripts/align_eval.py"

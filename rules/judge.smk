@@ -1,0 +1,11 @@
+rule judge:
+    input:
+        expand(f"{RUN}/responses/{{{{direction}}}}/{{point}}.jsonl", point=POINTS),
+    output:
+        expand(f"{RUN}/judgments/{JUDGE}/{{{{direction}}}}/{{point}}.jsonl", point=POINTS),
+    params:
+        judge=JUDGE,
+    log:
+        f"{RUN}/logs/judge/{JUDGE}/{{direction}}.log",
+    script:
+        "../scripts/judge.py"

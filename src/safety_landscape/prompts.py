@@ -1,0 +1,47 @@
+"""Prompt sets: load and validate the harmful prompts a landscape is evaluated on."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from .io import sha256_json
+
+
+class PromptFileError(ValueError):
+    """A prompt file that cannot be used; the message names the key and the fix."""
+
+
+def load_prompt_table(path: str | os.PathLike, column: str) -> pd.DataFrame:
+    """Read a CSV or JSONL prompt file and check that `column` holds non-empty text."""
+    path = Path(path)
+    if not path.is_file():
+        raise PromptFileError(f"prompts.file: {path} does not exist; point it at a CSV or JSONL file")
+    try:
+        table = pd.read_json(path, lines=True) if path.suffix == ".jsonl" else pd.read_csv(path)
+    except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        raise PromptFileError(f"prompts.file: {path} is not a well-formed {path.suffix or 'CSV'} file ({err})") from None
+    if column not in table.columns:
+        raise PromptFileError(f"prompts.column: {path} has no column {column!r} (columns: {list(table.columns)})")
+    if table.empty:
+        raise PromptFileError(f"prompts.file: {path} holds no prompts")
+    text = table[column]
+    bad = [int(i) for i in table.index[text.isna() | (text.astype(str).str.strip() == "")]]
+    if bad:
+        raise PromptFileError(f"prompts.file: {path} has empty {column!r} values in rows {bad[:10]}; fill or remove them")
+    return table
+
+
+def select_prompts(path: str | os.PathLike, column: str, start: int, count: int | None) -> list[str]:
+    """Rows [start, start+count) of the prompt column (count None = to the end)."""
+    table = load_prompt_table(path, column)
+    stop = len(table) if count is None else start + count
+    if stop > len(table):
+        raise PromptFileError(f"prompts.count: asked for rows {start}..{stop - 1} but {path} has {len(table)} rows")
+    return table[column].astype(str).tolist()[start:stop]
+
+
+def prompts_digest(prompts: list[str]) -> str:
+    return sha256_json(prompts)

@@ -1,0 +1,74 @@
+import copy
+
+import pytest
+import yaml
+
+from conftest import REPO
+from safety_landscape.config import ConfigError, check_config, generation_jobs, grid_values
+from safety_landscape.modeling import resolve_source
+from safety_landscape.prompts import PromptFileError, select_prompts
+
+
+def default_config():
+    from snakemake.utils import validate
+
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    validate(config, str(REPO / "config" / "schema.yaml"))
+    return config
+
+
+def test_default_config_is_valid_and_plans_every_point():
+    config = default_config()
+    check_config(config, REPO)
+    assert grid_values(config["landscape"]["grid"]) == pytest.approx([round(-0.3 + 0.05 * i, 4) for i in range(13)])
+    jobs = generation_jobs(config)
+    points = [p.id for job in jobs for p in job.points]
+    assert len(points) == len(set(points)) == 3 * 13
+    assert max(len(job.points) for job in jobs) <= config["generation"]["points_per_job"]
+
+
+def test_grid_without_zero_is_refused():
+    with pytest.raises(ConfigError, match="a = 0"):
+        grid_values({"min": -0.25, "max": 0.35, "step": 0.1})
+    with pytest.raises(ConfigError, match="whole number"):
+        grid_values({"min": -0.3, "max": 0.3, "step": 0.07})
+
+
+def test_schema_rejects_unknown_and_mistyped_keys():
+    from snakemake.exceptions import WorkflowError
+    from snakemake.utils import validate
+
+    config = default_config()
+    bad = copy.deepcopy(config) | {"landscape": config["landscape"] | {"directions": "three"}}
+    with pytest.raises(WorkflowError, match="directions"):
+        validate(bad, str(REPO / "config" / "schema.yaml"))
+
+
+def test_missing_model_path_names_the_key(tmp_path):
+    config = default_config()
+    config["model"]["source"] = str(tmp_path / "nowhere")
+    with pytest.raises(ConfigError, match="model.source"):
+        check_config(config, REPO)
+    with pytest.raises(ValueError, match="config.json"):
+        resolve_source(str(tmp_path))
+
+
+def test_bad_prompt_files_are_refused(tmp_path):
+    (tmp_path / "empty.csv").write_text("goal,target\n")
+    (tmp_path / "blank.csv").write_text('goal,target\n"a",b\n"",c\n')
+    (tmp_path / "bad.jsonl").write_text('{"goal": "x"}\n{not json\n')
+    with pytest.raises(PromptFileError, match="holds no prompts"):
+        select_prompts(tmp_path / "empty.csv", "goal", 0, None)
+    with pytest.raises(PromptFileError, match=r"empty 'goal' values in rows \[1\]"):
+        select_prompts(tmp_path / "blank.csv", "goal", 0, None)
+    with pytest.raises(PromptFileError, match="not a well-formed"):
+        select_prompts(tmp_path / "bad.jsonl", "goal", 0, None)
+    with pytest.raises(PromptFileError, match="no column 'prompt'"):
+        select_prompts(tmp_path / "blank.csv", "prompt", 0, None)
+
+
+def test_alignment_rows_must_not_overlap_the_evaluation_prompts():
+    config = default_config()
+    config["align"]["harmful_rows"] = [20, 300]
+    with pytest.raises(ConfigError, match="overlaps the evaluation prompts"):
+        check_config(config, REPO)
