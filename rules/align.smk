@@ -12,6 +12,8 @@ rule align_data:
     threads: config["align"]["threads"]
     log:
         f"{RUN}/logs/align_data.log",
+    conda:
+        "../envs/safety-landscape.yaml"
     script:
         "../scripts/align_data.py"
 
@@ -29,6 +31,8 @@ rule align:
     threads: config["align"]["threads"]
     log:
         f"{RUN}/logs/align.log",
+    conda:
+        "../envs/safety-landscape.yaml"
     script:
         "../scripts/align.py"
 
@@ -52,5 +56,7 @@ rule align_eval:
     threads: config["align"]["threads"]
     log:
         f"{RUN}/logs/align_eval.log",
+    conda:
+        "../envs/safety-landscape.yaml"
     script:
         "../scripts/align_eval.py"

@@ -10,5 +10,7 @@ rule directions:
         dtype=config["landscape"]["dtype"],
     log:
         f"{RUN}/logs/directions/{{direction}}.log",
+    conda:
+        "../envs/safety-landscape.yaml"
     script:
         "../scripts/directions.py"

@@ -9,5 +9,7 @@ rule figures:
         style=config["figures"],
     log:
         f"{RUN}/logs/figures.log",
+    conda:
+        "../envs/safety-landscape.yaml"
     script:
         "../scripts/figures.py"

@@ -19,5 +19,7 @@ for job in generation_jobs(config):
         threads: config["generation"]["threads"]
         log:
             f"{RUN}/logs/generate/{job.name}.log",
+        conda:
+            "../envs/safety-landscape.yaml"
         script:
             "../scripts/generate.py"

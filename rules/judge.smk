@@ -7,5 +7,7 @@ rule judge:
         judge=JUDGE,
     log:
         f"{RUN}/logs/judge/{JUDGE}/{{direction}}.log",
+    conda:
+        "../envs/safety-landscape.yaml"
     script:
         "../scripts/judge.py"

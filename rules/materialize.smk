@@ -9,5 +9,7 @@ rule materialize:
         form=config["landscape"]["materialize"],
     log:
         f"{RUN}/logs/materialize/{{direction}}.log",
+    conda:
+        "../envs/safety-landscape.yaml"
     script:
         "../scripts/materialize.py"

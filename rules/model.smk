@@ -8,5 +8,7 @@ rule model:
         convert_dir=f"{MODEL}/hf",
     log:
         f"{MODEL}/logs/model.log",
+    conda:
+        "../envs/safety-landscape.yaml"
     script:
         "../scripts/model.py"

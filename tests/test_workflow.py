@@ -1,0 +1,161 @@
+"""The whole Snakemake chain on a tiny random Llama: outputs, caching, resume, config errors, lint."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import ADVBENCH, REPO
+from safety_landscape.io import read_json, read_jsonl
+
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--cores", "2"]
+
+
+def make_workdir(path: Path, model_dir: Path, **overrides) -> Path:
+    config = {
+        "run": "tiny",
+        "model": {"name": "tiny", "source": str(model_dir)},
+        "prompts": {"file": str(ADVBENCH), "column": "goal", "start": 0, "count": 4},
+        "landscape": {"directions": 2, "grid": {"min": -0.2, "max": 0.2, "step": 0.1}},
+        "generation": {"batch_size": 4, "max_new_tokens": 6, "points_per_job": 3},
+    }
+    for key, value in overrides.items():
+        config[key] = config.get(key, {}) | value
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "config.yaml").write_text(yaml.safe_dump(config))
+    return path
+
+
+def snakemake(workdir: Path, *args: str, override: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    """Run the workflow in `workdir`; `override` is merged over its config.yaml (as a second config file)."""
+    configs = [str(workdir / "config.yaml")]
+    if override is not None:
+        (workdir / "override.yaml").write_text(yaml.safe_dump(override))
+        configs.append(str(workdir / "override.yaml"))
+    cmd = SNAKEMAKE + ["--directory", str(workdir), "--configfile", *configs, *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def planned_rules(workdir: Path, override: dict | None = None) -> dict[str, int]:
+    """Rule -> job count of a dry run (after a config change)."""
+    out = snakemake(workdir, "-n", override=override).stdout
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", out, re.M) if m.group(1) != "total"}
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory, tiny_model_dir) -> Path:
+    workdir = make_workdir(tmp_path_factory.mktemp("wf"), tiny_model_dir)
+    snakemake(workdir)
+    return workdir
+
+
+def test_chain_produces_every_artifact(finished_run):
+    run = finished_run / "results" / "tiny"
+    asr = pd.read_csv(run / "tables" / "asr.csv")
+    assert len(asr) == 2 * 5 and asr["n"].eq(4).all() and asr["asr"].between(0, 100).all()
+    visage = pd.read_csv(run / "tables" / "visage.csv")
+    assert list(visage["direction"]) == ["d1", "d2", "mean"]
+    summary = read_json(run / "summary.json")
+    assert 0 <= summary["visage"] <= 100 and summary["judge"] == "keyword"
+    assert (run / "figures" / "landscape_1d.png").stat().st_size > 10_000
+    assert (run / "figures" / "landscape_1d.pdf").read_bytes().startswith(b"%PDF")
+    assert all(p.stat().st_size < 4096 for p in (run / "points").rglob("*.safetensors"))
+    records = read_jsonl(run / "responses" / "d2" / "a-0.1000.jsonl")
+    assert [r["index"] for r in records] == [0, 1, 2, 3]
+    assert records[0]["a"] == -0.1 and records[0]["provenance"]["terms"][0]["coefficient"] == -0.1
+    assert len(read_jsonl(run / "judgments" / "keyword" / "d1" / "a+0.2000.jsonl")) == 4
+    for log in ("generate/d1_job1.log", "judge/keyword/d1.log", "visage.log", "figures.log"):
+        assert (run / "logs" / log).is_file()
+
+
+def test_nothing_reruns_when_nothing_changed(finished_run):
+    assert planned_rules(finished_run) == {}
+
+
+def test_changing_the_figure_style_reruns_only_the_figures(finished_run):
+    assert planned_rules(finished_run, {"figures": {"style": "ticks"}}) == {"figures": 1, "all": 1}
+
+
+def test_changing_the_judge_reruns_only_judging_and_what_follows(finished_run):
+    assert planned_rules(finished_run, {"judge": {"name": "keyword-robust"}}) == {"judge": 2, "visage": 1, "figures": 1, "all": 1}
+
+
+def generation_counts(workdir: Path) -> tuple[int, int]:
+    """(points generated, points reused from the cache) according to the last run's generate logs."""
+    logs = [p.read_text() for p in (workdir / "results").rglob("generate/*.log")]
+    return sum(len(re.findall(r": \d+ responses, \d+ tokens", t)) for t in logs), sum(t.count("reusing cached") for t in logs)
+
+
+def test_grid_change_generates_only_the_new_points(tmp_path, tiny_model_dir):
+    workdir = make_workdir(tmp_path, tiny_model_dir, landscape={"directions": 1})
+    snakemake(workdir)
+    assert generation_counts(workdir) == (5, 0)
+    snakemake(workdir, override={"landscape": {"grid": {"min": -0.2, "max": 0.2, "step": 0.05}}})
+    assert generation_counts(workdir) == (4, 5)  # new: -0.15, -0.05, 0.05, 0.15
+    assert len(pd.read_csv(workdir / "results" / "tiny" / "tables" / "asr.csv")) == 9
+
+
+def test_killed_run_resumes_and_matches_an_uninterrupted_run(tmp_path, tiny_model_dir):
+    settings = dict(
+        landscape={"directions": 1, "grid": {"min": -0.2, "max": 0.2, "step": 0.05}},
+        generation={"batch_size": 8, "max_new_tokens": 24, "points_per_job": 9},
+        prompts={"count": 8},
+    )
+    killed = make_workdir(tmp_path / "killed", tiny_model_dir, **settings)
+    cache = killed / "results" / "cache" / "responses"
+    cmd = SNAKEMAKE + ["--directory", str(killed), "--configfile", str(killed / "config.yaml")]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and not (cache.is_dir() and any(cache.glob("*.jsonl"))):
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done_before = {p.name: p.stat().st_mtime_ns for p in cache.glob("*.jsonl")}
+    assert 1 <= len(done_before) < 9, "the kill should land inside the generation job"
+    assert not (killed / "results" / "tiny" / "tables" / "asr.csv").exists()
+
+    snakemake(killed, "--unlock")
+    snakemake(killed)
+    after = {p.name: p.stat().st_mtime_ns for p in cache.glob("*.jsonl")}
+    assert len(after) == 9
+    assert all(after[name] == mtime for name, mtime in done_before.items()), "finished points were regenerated"
+
+    clean = make_workdir(tmp_path / "clean", tiny_model_dir, **settings)
+    snakemake(clean)
+    for rel in ("tables/asr.csv", "tables/visage.csv"):
+        assert (killed / "results/tiny" / rel).read_text() == (clean / "results/tiny" / rel).read_text()
+    for path in sorted((clean / "results/tiny/responses").rglob("*.jsonl")):
+        other = killed / "results/tiny/responses" / path.relative_to(clean / "results/tiny/responses")
+        assert [r["response"] for r in read_jsonl(other)] == [r["response"] for r in read_jsonl(path)]
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"landscape": {"grid": {"min": -0.25, "max": 0.35, "step": 0.1}}}, "miss a = 0"),
+        ({"model": {"source": "/no/such/folder"}}, "model.source"),
+        ({"landscape": {"directions": 0}}, "directions"),
+        ({"prompts": {"file": "/no/such.csv"}}, "prompts.file"),
+    ],
+)
+def test_bad_config_fails_before_any_work(finished_run, override, message):
+    proc = snakemake(finished_run, "-n", override=override, check=False)
+    assert proc.returncode != 0
+    assert message in proc.stdout + proc.stderr
+
+
+def test_lint_passes():
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--lint"], capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
