@@ -53,7 +53,7 @@ rule align_eval:
         max_new_tokens=config["generation"]["max_new_tokens"],
         system_prompt=config["generation"]["system_prompt"],
         trust_remote_code=config["model"]["trust_remote_code"],
-    threads: config["align"]["threads"]
+    threads: 1  # runs beside the first generation jobs
     log:
         f"{RUN}/logs/align_eval.log",
     conda:
