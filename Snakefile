@@ -18,8 +18,10 @@ include: "rules/directions.smk"
 include: "rules/materialize.smk"
 include: "rules/generate.smk"
 include: "rules/judge.smk"
+include: "rules/project.smk"
 include: "rules/visage.smk"
 include: "rules/figures.smk"
+include: "rules/export.smk"
 
 
 rule all:

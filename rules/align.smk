@@ -1,17 +1,17 @@
 rule align_data:
     input:
-        base=f"{MODEL}/manifest.json",
+        base=manifest(config["model"]["name"]),
         harmful=config["align"]["harmful_file"],
         refusals=config["align"]["refusals"],
         benign=config["align"]["benign_prompts"],
     output:
-        pairs=f"{RUN}/align/pairs.jsonl",
+        pairs=f"{ALIGNED}/pairs.jsonl",
     params:
         align=config["align"],
         trust_remote_code=config["model"]["trust_remote_code"],
     threads: config["align"]["threads"]
     log:
-        f"{RUN}/logs/align_data.log",
+        f"{ALIGNED}/logs/align_data.log",
     conda:
         "../envs/safety-landscape.yaml"
     script:
@@ -20,17 +20,17 @@ rule align_data:
 
 rule align:
     input:
-        base=f"{MODEL}/manifest.json",
-        pairs=f"{RUN}/align/pairs.jsonl",
+        base=manifest(config["model"]["name"]),
+        pairs=f"{ALIGNED}/pairs.jsonl",
     output:
-        model=directory(f"{RUN}/align/model"),
-        manifest=f"{RUN}/align/manifest.json",
+        model=directory(f"{ALIGNED}/model"),
+        manifest=f"{ALIGNED}/manifest.json",
     params:
         align=config["align"],
         trust_remote_code=config["model"]["trust_remote_code"],
     threads: config["align"]["threads"]
     log:
-        f"{RUN}/logs/align.log",
+        f"{ALIGNED}/logs/align.log",
     conda:
         "../envs/safety-landscape.yaml"
     script:
@@ -39,12 +39,12 @@ rule align:
 
 rule align_eval:
     input:
-        model=f"{RUN}/align/manifest.json",
+        model=f"{ALIGNED}/manifest.json",
         harmful=config["prompts"]["file"],
         benign=config["align"]["benign_eval_prompts"],
     output:
         report(
-            f"{RUN}/align/eval.json",
+            f"{ALIGNED}/eval.json",
             caption="../report/align_eval.rst",
             category="Alignment",
         ),
@@ -55,7 +55,7 @@ rule align_eval:
         trust_remote_code=config["model"]["trust_remote_code"],
     threads: 1  # runs beside the first generation jobs
     log:
-        f"{RUN}/logs/align_eval.log",
+        f"{ALIGNED}/logs/align_eval.log",
     conda:
         "../envs/safety-landscape.yaml"
     script:

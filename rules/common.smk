@@ -1,14 +1,18 @@
 # Config validation (schema + semantic checks, one place) and the paths every rule shares.
+import re
 import sys
 
 from snakemake.utils import validate
 
 from safety_landscape.config import (
     ConfigError,
+    axes,
     check_config,
-    direction_names,
     generation_jobs,
-    grid_values,
+    grid_coordinates,
+    is_2d,
+    landscapes,
+    model_specs,
 )
 from safety_landscape.points import point_name
 
@@ -19,35 +23,47 @@ except ConfigError as err:
     sys.exit(f"Invalid configuration: {err}")
 
 RUN = f"results/{config['run']}"
-MODEL = f"results/models/{config['model']['name']}"
 CACHE = "results/cache"
-DIRECTIONS = direction_names(config)
-POINTS = [point_name(a) for a in grid_values(config["landscape"]["grid"])]
+# The safety-finetuned model is shared by every run of the same base model.
+ALIGNED = f"results/models/{config['model']['name']}-aligned"
+MODELS = model_specs(config)
+AXES = {axis.name: axis for axis in axes(config)}
+LANDSCAPES = {ls.name: ls for ls in landscapes(config)}
+COORDS = grid_coordinates(config)
+POINTS = [point_name(c) for c in COORDS]
 JUDGE = config["judge"]["name"]
+PROJECTED = [entry["name"] for entry in config["landscape"]["project"]]
 
 
 wildcard_constraints:
-    direction="d[0-9]+",
-    point="a[+-][0-9]+\\.[0-9]+",
+    model="|".join(re.escape(name) for name in MODELS),
+    axis="[di][0-9]+",
+    landscape="[di][0-9]+(-[di][0-9]+)?",
+    point="a[+-][0-9]+\\.[0-9]+(_b[+-][0-9]+\\.[0-9]+)?",
+
+
+def manifest(model):
+    return f"results/models/{model}/manifest.json"
 
 
 def subject_manifest():
     """Manifest of the model whose landscape is measured: the aligned model when align is on."""
-    return f"{RUN}/align/manifest.json" if config["align"]["enabled"] else f"{MODEL}/manifest.json"
+    return f"{ALIGNED}/manifest.json" if config["align"]["enabled"] else manifest(config["model"]["name"])
 
 
-def point_coefficient(point):
-    return float(point[1:])
+def axis_dirs(landscape):
+    return [f"{RUN}/directions/{axis}" for axis in LANDSCAPES[landscape].axes]
+
+
+def figure_targets():
+    if is_2d(config):
+        return [f"{RUN}/figures/landscape_2d_{kind}.{ext}" for kind in ("contour", "surface") for ext in ("png", "pdf")]
+    return [f"{RUN}/figures/landscape_1d.{ext}" for ext in ("png", "pdf")]
 
 
 def all_targets():
-    targets = [
-        f"{RUN}/tables/asr.csv",
-        f"{RUN}/tables/visage.csv",
-        f"{RUN}/summary.json",
-        f"{RUN}/figures/landscape_1d.png",
-        f"{RUN}/figures/landscape_1d.pdf",
-    ]
+    targets = [f"{RUN}/tables/asr.csv", f"{RUN}/tables/visage.csv", f"{RUN}/summary.json", *figure_targets()]
+    targets += [f"{RUN}/projections/{name}.json" for name in PROJECTED]
     if config["align"]["enabled"]:
-        targets.append(f"{RUN}/align/eval.json")
+        targets.append(f"{ALIGNED}/eval.json")
     return targets

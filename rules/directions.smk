@@ -1,15 +1,18 @@
 rule directions:
     input:
         model=subject_manifest(),
+        endpoint=lambda wc: [manifest(AXES[wc.axis].endpoint)] if AXES[wc.axis].endpoint else [],
+        previous=lambda wc: [f"{RUN}/directions/{AXES[wc.axis].orthogonal_to}"] if AXES[wc.axis].orthogonal_to else [],
     output:
-        f"{RUN}/directions/{{direction}}.safetensors",
+        directory(f"{RUN}/directions/{{axis}}"),
     params:
-        seed=lambda wc: config["landscape"]["seed"] + DIRECTIONS.index(wc.direction),
+        axis=lambda wc: AXES[wc.axis].__dict__,
         normalization=config["landscape"]["normalization"],
         exclude=config["landscape"]["exclude_patterns"],
         dtype=config["landscape"]["dtype"],
+        shard_mb=config["landscape"]["shard_size_mb"],
     log:
-        f"{RUN}/logs/directions/{{direction}}.log",
+        f"{RUN}/logs/directions/{{axis}}.log",
     conda:
         "../envs/safety-landscape.yaml"
     script:

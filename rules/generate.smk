@@ -11,7 +11,7 @@ for job in generation_jobs(config):
         output:
             [f"{RUN}/responses/{p.id}.jsonl" for p in job.points],
         params:
-            labels=[{"direction": p.direction, "a": p.a} for p in job.points],
+            labels=[{"landscape": p.landscape, **dict(zip("ab", p.coords))} for p in job.points],
             prompts=config["prompts"],
             generation=config["generation"],
             cache=f"{CACHE}/responses",

@@ -1,14 +1,14 @@
 rule materialize:
     input:
         model=subject_manifest(),
-        direction=f"{RUN}/directions/{{direction}}.safetensors",
+        directions=lambda wc: axis_dirs(wc.landscape),
     output:
-        expand(f"{RUN}/points/{{{{direction}}}}/{{point}}.safetensors", point=POINTS),
+        expand(f"{RUN}/points/{{{{landscape}}}}/{{point}}.safetensors", point=POINTS),
     params:
-        coefficients=[point_coefficient(p) for p in POINTS],
+        coords=COORDS,
         form=config["landscape"]["materialize"],
     log:
-        f"{RUN}/logs/materialize/{{direction}}.log",
+        f"{RUN}/logs/materialize/{{landscape}}.log",
     conda:
         "../envs/safety-landscape.yaml"
     script:

@@ -1,13 +1,11 @@
 rule model:
     output:
-        manifest=f"{MODEL}/manifest.json",
+        manifest="results/models/{model}/manifest.json",
     params:
-        source=config["model"]["source"],
-        gguf_file=config["model"]["gguf_file"],
-        trust_remote_code=config["model"]["trust_remote_code"],
-        convert_dir=f"{MODEL}/hf",
+        spec=lambda wc: MODELS[wc.model],
+        convert_dir=lambda wc: f"results/models/{wc.model}/hf",
     log:
-        f"{MODEL}/logs/model.log",
+        "results/models/{model}/logs/model.log",
     conda:
         "../envs/safety-landscape.yaml"
     script:

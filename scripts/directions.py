@@ -1,18 +1,22 @@
-"""Draw one random direction, normalized per tensor against the model's weights."""
+"""Generate one direction (random or interpolation), streamed tensor by tensor into shards."""
 
 import torch
 
 from safety_landscape import __version__
-from safety_landscape.directions import iter_checkpoint_tensors, random_direction, save_direction
+from safety_landscape.directions import CheckpointReader, Direction, interpolation_source, random_source, write_direction
 from safety_landscape.io import log_to_file, read_json
 
 log_to_file(snakemake.log[0])
 p = snakemake.params
+axis = p.axis
 model = read_json(snakemake.input.model)
-tensors = random_direction(iter_checkpoint_tensors(model["path"]), p.seed, p.normalization, p.exclude, getattr(torch, p.dtype))
-save_direction(
-    snakemake.output[0],
-    tensors,
-    {"kind": "random", "seed": p.seed, "normalization": p.normalization, "exclude_patterns": p.exclude,
-     "dtype": p.dtype, "model_digest": model["digest"], "package_version": __version__},
-)
+weights = CheckpointReader(model["path"])
+if axis["kind"] == "random":
+    source, exclude = random_source(axis["seed"], p.normalization), p.exclude
+else:
+    source, exclude = interpolation_source(CheckpointReader(read_json(snakemake.input.endpoint[0])["path"])), []
+metadata = {"name": axis["name"], "kind": axis["kind"], "seed": axis["seed"], "endpoint": axis["endpoint"],
+            "normalization": p.normalization if axis["kind"] == "random" else "none", "exclude_patterns": exclude,
+            "dtype": p.dtype, "model_digest": model["digest"], "package_version": __version__}
+previous = Direction(snakemake.input.previous[0]) if snakemake.input.previous else None
+write_direction(snakemake.output[0], weights, source, exclude, getattr(torch, p.dtype), p.shard_mb << 20, metadata, previous)

@@ -1,12 +1,26 @@
-"""Draw the 1D safety landscape as PNG and PDF."""
+"""Draw the landscape figures (PNG and PDF) with interpolation endpoints and projected checkpoints marked."""
 
 import pandas as pd
 
-from safety_landscape.figures import plot_landscape_1d, save_figure
+from safety_landscape.directions import Direction
+from safety_landscape.figures import plot_landscape_1d, plot_landscape_2d_contour, plot_landscape_3d, save_figure
 from safety_landscape.io import log_to_file, read_json
 
 log_to_file(snakemake.log[0])
-style = snakemake.params.style
-fig = plot_landscape_1d(pd.read_csv(snakemake.input.asr), read_json(snakemake.input.summary), style)
-for path in (snakemake.output.png, snakemake.output.pdf):
-    save_figure(fig, path, style["dpi"])
+p = snakemake.params
+asr, summary = pd.read_csv(snakemake.input.asr), read_json(snakemake.input.summary)
+directions = [Direction(d).metadata for d in snakemake.input.directions]
+# Interpolation endpoints sit at coefficient 1 on their axis (shifted along the first axis by Gram-Schmidt).
+endpoints = [(m["endpoint"], m.get("gram_schmidt_coefficient", 0.0), i) for i, m in enumerate(directions) if m["kind"] == "interpolation"]
+projections = [read_json(f) for f in snakemake.input.projections]
+if p.two_d:
+    ends = [(name, *((1.0, 0.0) if i == 0 else (shift, 1.0))) for name, shift, i in endpoints]
+    trajectory = [(r["checkpoint"], *r["coordinates"]) for r in projections]
+    figures = [plot_landscape_2d_contour(asr, summary, p.style, p.axes, ends, trajectory), plot_landscape_3d(asr, summary, p.style, p.axes)]
+else:
+    marks = [(name, 1.0) for name, _, _ in endpoints] + [(r["checkpoint"], r["coordinates"][0]) for r in projections]
+    figures = [plot_landscape_1d(asr, summary, p.style, marks)]
+paths = snakemake.output
+for i, fig in enumerate(figures):
+    for path in paths[2 * i : 2 * i + 2]:
+        save_figure(fig, path, p.style["dpi"])

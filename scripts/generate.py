@@ -28,5 +28,5 @@ tokenizer = load_tokenizer(model_info["path"], p.trust_remote_code)
 model = load_model(model_info["path"], dtype, device, p.trust_remote_code)
 generate_points(
     model, tokenizer, model_info["digest"], prompts, prompts_digest(prompts), settings,
-    snakemake.input.points, snakemake.output, p.cache, p.labels,
+    snakemake.input.points, snakemake.output, p.cache, p.labels, gen["offload"], model_info["path"],
 )

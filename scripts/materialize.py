@@ -1,12 +1,12 @@
-"""Write the perturbed-checkpoint artifact of every grid point along one direction."""
+"""Write the perturbed-checkpoint artifact of every grid point of one landscape."""
 
-from safety_landscape.directions import read_direction_metadata
+from safety_landscape.directions import read_direction_digest
 from safety_landscape.io import log_to_file, read_json
 from safety_landscape.points import Term, write_point
 
 log_to_file(snakemake.log[0])
 model_digest = read_json(snakemake.input.model)["digest"]
-direction = snakemake.input.direction
-digest = read_direction_metadata(direction)["content_digest"]
-for a, out in zip(snakemake.params.coefficients, snakemake.output, strict=True):
-    write_point(out, [Term(direction, digest, a)], model_digest, snakemake.params.form)
+directions = [(d, read_direction_digest(d)) for d in snakemake.input.directions]
+for coords, out in zip(snakemake.params.coords, snakemake.output, strict=True):
+    terms = [Term(d, digest, c) for (d, digest), c in zip(directions, coords, strict=True)]
+    write_point(out, terms, model_digest, snakemake.params.form)

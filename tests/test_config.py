@@ -72,3 +72,37 @@ def test_alignment_rows_must_not_overlap_the_evaluation_prompts():
     config["align"]["harmful_rows"] = [20, 300]
     with pytest.raises(ConfigError, match="overlaps the evaluation prompts"):
         check_config(config, REPO)
+
+
+def with_landscape(**landscape):
+    config = default_config()
+    config["landscape"] |= landscape
+    return config
+
+
+def test_2d_random_plans_one_plane_of_the_product_grid():
+    from safety_landscape.config import axes, grid_points, landscapes
+
+    config = with_landscape(kind="2d-random", grid={"min": -0.5, "max": 0.5, "step": 0.05})
+    assert [ls.name for ls in landscapes(config)] == ["d1-d2"]
+    assert len(grid_points(config)) == 21 * 21
+    assert [a.orthogonal_to for a in axes(config)] == [None, None]  # the paper does not orthogonalize
+    config["landscape"]["orthogonalize"] = True
+    assert axes(config)[1].orthogonal_to == "d1"
+
+
+def test_interpolation_kinds_need_their_endpoints():
+    from safety_landscape.config import axes
+
+    with pytest.raises(ConfigError, match="needs 2 endpoint"):
+        check_config(with_landscape(kind="2d-interpolation", endpoints=[{"name": "x", "source": str(REPO)}]), REPO)
+    config = with_landscape(kind="2d-interpolation", endpoints=[{"name": "chat", "source": "org/chat"}, {"name": "ft", "source": "org/ft"}])
+    assert [(a.name, a.endpoint, a.orthogonal_to) for a in axes(config)] == [("i1", "chat", None), ("i2", "ft", "i1")]
+
+
+def test_a_model_name_cannot_mean_two_sources():
+    from safety_landscape.config import model_specs
+
+    config = with_landscape(kind="1d-interpolation", endpoints=[{"name": "a", "source": "org/x"}], project=[{"name": "a", "source": "org/y"}])
+    with pytest.raises(ConfigError, match="two different sources"):
+        model_specs(config)

@@ -1,13 +1,21 @@
+import json
+
+import pytest
 import torch
 from safetensors.torch import save_file
 
 from safety_landscape.directions import (
-    content_digest,
-    iter_checkpoint_tensors,
-    load_direction,
-    random_direction,
-    save_direction,
+    CheckpointReader,
+    cosine,
+    Direction,
+    interpolation_source,
+    random_source,
+    random_tensor,
+    tensor_seed,
+    write_direction,
 )
+
+GiB = 1 << 30
 
 
 def weights():
@@ -20,42 +28,83 @@ def weights():
     }
 
 
-def test_same_seed_gives_bit_identical_tensors_and_digest():
-    a = random_direction(weights().items(), 7, "layer", ["norm"])
-    b = random_direction(weights().items(), 7, "layer", ["norm"])
-    assert all(torch.equal(a[k], b[k]) for k in a)
-    assert content_digest(a) == content_digest(b)
-    assert content_digest(a) != content_digest(random_direction(weights().items(), 8, "layer", ["norm"]))
-
-
-def test_each_tensor_is_regenerable_alone():
-    full = random_direction(weights().items(), 3, "layer", ["norm"])
-    alone = random_direction([("model.embed_tokens.weight", weights()["model.embed_tokens.weight"])], 3, "layer", [])
-    assert torch.equal(full["model.embed_tokens.weight"], alone["model.embed_tokens.weight"])
-
-
-def test_layer_normalization_matches_weight_norms_and_skips_norm_tensors():
+@pytest.fixture
+def checkpoint(tmp_path):
     w = weights()
-    d = random_direction(w.items(), 0, "layer", ["norm"])
-    assert "model.layers.0.input_layernorm.weight" not in d
-    for name, t in d.items():
-        assert torch.allclose(t.norm(), w[name].norm(), rtol=1e-5)
+    names = sorted(w)
+    save_file({n: w[n] for n in names[:2]}, str(tmp_path / "model-00001-of-00002.safetensors"))
+    save_file({n: w[n] for n in names[2:]}, str(tmp_path / "model-00002-of-00002.safetensors"))
+    return CheckpointReader(tmp_path)
 
 
-def test_filter_normalization_matches_row_norms():
-    w = weights()
-    d = random_direction(w.items(), 0, "filter", ["norm"])
+def make(checkpoint, out, seed=7, normalization="layer", exclude=("norm",), dtype=torch.float32, shard_bytes=GiB, **kw):
+    digest = write_direction(out, checkpoint, random_source(seed, normalization), exclude, dtype, shard_bytes, {"name": out.name}, **kw)
+    return Direction(out), digest
+
+
+def test_same_seed_gives_bit_identical_tensors_and_digest(checkpoint, tmp_path):
+    a, da = make(checkpoint, tmp_path / "a")
+    b, db = make(checkpoint, tmp_path / "b")
+    assert da == db == a.digest
+    assert all(torch.equal(t, b.get(n)) for n, t in a)
+    _, dc = make(checkpoint, tmp_path / "c", seed=8)
+    assert dc != da
+
+
+def test_shard_layout_does_not_change_tensors_or_digest(checkpoint, tmp_path):
+    one, d1 = make(checkpoint, tmp_path / "one")
+    many, d2 = make(checkpoint, tmp_path / "many", shard_bytes=64)  # about one tensor per shard
+    assert d1 == d2
+    assert len(set(many.index["weight_map"].values())) > len(set(one.index["weight_map"].values())) == 1
+
+
+def test_each_tensor_is_regenerable_alone(checkpoint, tmp_path):
+    direction, _ = make(checkpoint, tmp_path / "d")
+    name = "model.embed_tokens.weight"
+    assert torch.equal(direction.get(name), random_tensor(name, weights()[name], 7, "layer"))
+
+
+def test_layer_normalization_matches_weight_norms_and_skips_norm_tensors(checkpoint, tmp_path):
+    direction, _ = make(checkpoint, tmp_path / "d")
+    assert "model.layers.0.input_layernorm.weight" not in direction.names
+    for name, t in direction:
+        assert torch.allclose(t.norm(), weights()[name].norm(), rtol=1e-5)
+
+
+def test_filter_normalization_matches_row_norms(checkpoint, tmp_path):
+    direction, _ = make(checkpoint, tmp_path / "d", normalization="filter")
     name = "model.layers.0.mlp.weight"
-    assert torch.allclose(d[name].norm(dim=1), w[name].norm(dim=1), rtol=1e-5)
+    assert torch.allclose(direction.get(name).norm(dim=1), weights()[name].norm(dim=1), rtol=1e-5)
 
 
-def test_save_load_roundtrip_and_streaming(tmp_path):
-    save_file(weights(), str(tmp_path / "model.safetensors"))
-    streamed = dict(iter_checkpoint_tensors(tmp_path))
-    assert set(streamed) == set(weights())
-    d = random_direction(streamed.items(), 0, "layer", ["norm"], torch.bfloat16)
-    digest = save_direction(tmp_path / "d1.safetensors", d, {"seed": 0})
-    loaded, meta = load_direction(tmp_path / "d1.safetensors")
-    assert meta["content_digest"] == digest and meta["seed"] == 0
-    assert loaded["model.layers.0.mlp.weight"].dtype == torch.bfloat16
-    assert content_digest(loaded) == digest
+def test_none_normalization_keeps_the_raw_gaussian_draw(checkpoint, tmp_path):
+    direction, _ = make(checkpoint, tmp_path / "d", normalization="none")
+    name = "model.embed_tokens.weight"
+    raw = torch.randn((10, 4), generator=torch.Generator().manual_seed(tensor_seed(7, name)))
+    assert torch.equal(direction.get(name), raw)
+
+
+def test_gram_schmidt_makes_directions_orthogonal_and_records_the_cosine(checkpoint, tmp_path):
+    first, _ = make(checkpoint, tmp_path / "d1", seed=1)
+    plain, _ = make(checkpoint, tmp_path / "plain", seed=2)
+    ortho, _ = make(checkpoint, tmp_path / "d2", seed=2, orthogonal_to=first)
+    assert abs(cosine(ortho, first)) < 1e-6  # float32 storage
+    a, b = torch.cat([plain.get(n).flatten() for n in plain.names]), torch.cat([first.get(n).flatten() for n in plain.names])
+    assert ortho.metadata["cosine"] == pytest.approx(float(torch.nn.functional.cosine_similarity(a, b, dim=0)), rel=1e-4)
+    assert cosine(plain, first) == pytest.approx(ortho.metadata["cosine"], rel=1e-6)
+    assert json.loads((tmp_path / "d2" / "direction.json").read_text())["metadata"]["cosine_with"] == "d1"
+
+
+def test_interpolation_direction_is_the_weight_difference(checkpoint, tmp_path):
+    other = {n: t + 0.5 for n, t in weights().items()}
+    (tmp_path / "ep").mkdir()
+    save_file(other, str(tmp_path / "ep" / "model.safetensors"))
+    write_direction(tmp_path / "i1", checkpoint, interpolation_source(CheckpointReader(tmp_path / "ep")), [], torch.float32, GiB, {})
+    direction = Direction(tmp_path / "i1")
+    assert set(direction.names) == set(weights())
+    assert all(torch.allclose(t, torch.full_like(t, 0.5)) for _, t in direction)
+
+
+def test_low_precision_storage(checkpoint, tmp_path):
+    direction, _ = make(checkpoint, tmp_path / "d", dtype=torch.bfloat16)
+    assert all(t.dtype == torch.bfloat16 for _, t in direction)

@@ -67,9 +67,27 @@ def test_landscape_tables():
     rows = []
     for d, values in {"d1": [100, 0, 100], "d2": [100, 0, 50]}.items():
         for a, v in zip([-0.1, 0.0, 0.1], values):
-            rows += [{"direction": d, "a": a, "jailbroken": i < v / 50} for i in range(2)]
+            rows += [{"landscape": d, "a": a, "jailbroken": i < v / 50} for i in range(2)]
     asr, table, summary = landscape_tables(pd.DataFrame(rows), "paper", 50)
     assert list(asr["asr"]) == [100, 0, 100, 100, 0, 50]
-    assert table.set_index("direction").loc["d2", "visage_paper"] == pytest.approx(75.0)
+    assert table.set_index("landscape").loc["d2", "visage_paper"] == pytest.approx(75.0)
     assert summary["visage"] == pytest.approx((100 + 75) / 2)
     assert summary["asr_at_origin"] == 0.0
+
+
+def test_landscape_tables_2d():
+    # 3 x 3 grid, ASR from one response per point: only the centre and (0, 0.1) are safe
+    safe = {(0.0, 0.0), (0.0, 0.1)}
+    rows = [
+        {"landscape": "d1-d2", "a": a, "b": b, "jailbroken": (a, b) not in safe}
+        for a in (-0.1, 0.0, 0.1)
+        for b in (-0.1, 0.0, 0.1)
+    ]
+    asr, table, summary = landscape_tables(pd.DataFrame(rows), "paper", 50)
+    assert len(asr) == 9 and set(asr.columns) == {"landscape", "a", "b", "asr", "n"}
+    row = table.set_index("landscape").loc["d1-d2"]
+    assert row["visage_paper"] == pytest.approx(100.0)  # the two safe points have margin 100
+    # reference with N = 3 finds no edges, so it averages every point of each axis line:
+    # b = 0 (a varies): [100, 0, 100] -> 100/3; a = 0 (b varies): [100, 0, 0] -> 200/3; mean 50
+    assert row["visage_reference"] == pytest.approx(50.0)
+    assert summary["asr_at_origin"] == 0.0 and summary["landscapes"] == 1

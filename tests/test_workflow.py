@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 import yaml
 
-from conftest import ADVBENCH, REPO
+from conftest import ADVBENCH, REPO, build_tiny_model
 from safety_landscape.io import read_json, read_jsonl
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--cores", "2"]
@@ -66,12 +67,13 @@ def test_chain_produces_every_artifact(finished_run):
     asr = pd.read_csv(run / "tables" / "asr.csv")
     assert len(asr) == 2 * 5 and asr["n"].eq(4).all() and asr["asr"].between(0, 100).all()
     visage = pd.read_csv(run / "tables" / "visage.csv")
-    assert list(visage["direction"]) == ["d1", "d2", "mean"]
+    assert list(visage["landscape"]) == ["d1", "d2", "mean"]
     summary = read_json(run / "summary.json")
     assert 0 <= summary["visage"] <= 100 and summary["judge"] == "keyword"
     assert (run / "figures" / "landscape_1d.png").stat().st_size > 10_000
     assert (run / "figures" / "landscape_1d.pdf").read_bytes().startswith(b"%PDF")
     assert all(p.stat().st_size < 4096 for p in (run / "points").rglob("*.safetensors"))
+    assert (run / "directions" / "d1" / "direction.json").is_file()
     records = read_jsonl(run / "responses" / "d2" / "a-0.1000.jsonl")
     assert [r["index"] for r in records] == [0, 1, 2, 3]
     assert records[0]["a"] == -0.1 and records[0]["provenance"]["terms"][0]["coefficient"] == -0.1
@@ -158,4 +160,66 @@ def test_bad_config_fails_before_any_work(finished_run, override, message):
 
 def test_lint_passes():
     proc = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--lint"], capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.fixture(scope="module")
+def other_model_dir(tmp_path_factory) -> Path:
+    """A second checkpoint of the same architecture (another random init): an interpolation endpoint."""
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-other"), seed=1)
+
+
+def test_2d_random_landscape_with_a_projected_checkpoint(tmp_path, tiny_model_dir, other_model_dir):
+    workdir = make_workdir(
+        tmp_path, tiny_model_dir,
+        landscape={"kind": "2d-random", "grid": {"min": -0.2, "max": 0.2, "step": 0.2}, "grid_b": {"min": -0.4, "max": 0.4, "step": 0.4},
+                   "project": [{"name": "other", "source": str(other_model_dir)}]},
+    )
+    snakemake(workdir)
+    run = workdir / "results" / "tiny"
+    asr = pd.read_csv(run / "tables" / "asr.csv")
+    assert len(asr) == 9 and set(asr["landscape"]) == {"d1-d2"} and sorted(asr["b"].unique()) == [-0.4, 0.0, 0.4]
+    assert (run / "responses" / "d1-d2" / "a-0.2000_b+0.4000.jsonl").is_file()
+    assert list(pd.read_csv(run / "tables" / "visage.csv")["landscape"]) == ["d1-d2", "mean"]
+    for name in ("contour", "surface"):
+        assert (run / "figures" / f"landscape_2d_{name}.png").stat().st_size > 10_000
+    projection = read_json(run / "projections" / "other.json")
+    assert len(projection["coordinates"]) == 2 and projection["relative_residual"] > 0.9  # a random model is far off the plane
+    meta = read_json(run / "directions" / "d2" / "direction.json")["metadata"]
+    assert "cosine" not in meta  # the paper does not orthogonalize 2D random directions
+
+
+def test_interpolation_landscape_reaches_the_endpoint(tmp_path, tiny_model_dir, other_model_dir):
+    endpoint = {"name": "other", "source": str(other_model_dir)}
+    workdir = make_workdir(
+        tmp_path, tiny_model_dir,
+        landscape={"kind": "1d-interpolation", "endpoints": [endpoint], "grid": {"min": -0.5, "max": 1.5, "step": 0.5},
+                   "project": [endpoint]},
+    )
+    snakemake(workdir)
+    run = workdir / "results" / "tiny"
+    assert sorted(pd.read_csv(run / "tables" / "asr.csv")["a"]) == [-0.5, 0.0, 0.5, 1.0, 1.5]
+    projection = read_json(run / "projections" / "other.json")
+    assert projection["coordinates"] == pytest.approx([1.0], abs=1e-6) and projection["relative_residual"] < 1e-6
+
+    snakemake(workdir, "results/tiny/export/i1/a+1.0000/model", "results/tiny/export/i1/a+0.5000/delta.safetensors")
+    from safety_landscape.directions import CheckpointReader
+
+    exported, target = CheckpointReader(run / "export/i1/a+1.0000/model"), CheckpointReader(other_model_dir)
+    for name in target.names:
+        assert torch.allclose(exported.get(name), target.get(name), atol=1e-6)
+    delta = CheckpointReader(run / "export/i1/a+0.5000")
+    name = "model.layers.0.mlp.down_proj.weight"
+    base = CheckpointReader(tiny_model_dir).get(name)
+    assert torch.allclose(delta.get(name), 0.5 * (target.get(name) - base), atol=1e-6)
+
+
+def test_interpolation_without_an_endpoint_is_refused(finished_run):
+    proc = snakemake(finished_run, "-n", override={"landscape": {"kind": "1d-interpolation"}}, check=False)
+    assert proc.returncode != 0 and "landscape.endpoints" in proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("configfile", ["config/paper/llama2-7b-chat-1d.yaml", "config/smollm2-2d.yaml"])
+def test_shipped_configs_plan_without_errors(configfile):
+    proc = subprocess.run(SNAKEMAKE + ["-n", "--configfile", configfile], capture_output=True, text=True, cwd=REPO)
     assert proc.returncode == 0, proc.stdout + proc.stderr

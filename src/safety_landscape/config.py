@@ -5,6 +5,7 @@ Everything here runs when the workflow is parsed, so bad input fails before any 
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,40 +14,59 @@ from .modeling import resolve_source
 from .points import point_name
 from .prompts import load_prompt_table
 
+KINDS = ("1d-random", "2d-random", "1d-interpolation", "2d-interpolation", "interpolation-random")
+
 
 class ConfigError(ValueError):
     """An invalid setting; the message names the key and how to fix it."""
 
 
-def grid_values(grid: dict) -> list[float]:
+def grid_values(grid: dict, key: str = "landscape.grid") -> list[float]:
     """Grid coordinates from {min, max, step}, rounded to 1e-9 so that 0 is exactly 0."""
     lo, hi, step = grid["min"], grid["max"], grid["step"]
     if step <= 0 or hi <= lo:
-        raise ConfigError(f"landscape.grid: need min < max and step > 0, got {grid}")
+        raise ConfigError(f"{key}: need min < max and step > 0, got {grid}")
     count = (hi - lo) / step
     if abs(count - round(count)) > 1e-6:
-        raise ConfigError(f"landscape.grid: (max - min) / step = {count:g} is not a whole number; adjust step")
+        raise ConfigError(f"{key}: (max - min) / step = {count:g} is not a whole number; adjust step")
     values = [round(lo + i * step, 9) + 0.0 for i in range(round(count) + 1)]
     if 0.0 not in values:
         raise ConfigError(
-            f"landscape.grid: the points {values[:3]}...{values[-3:]} miss a = 0 (the unperturbed model), "
+            f"{key}: the points {values[:3]}...{values[-3:]} miss a = 0 (the unperturbed model), "
             "which every landscape needs; choose min and step so that 0 is a grid point"
         )
     return values
 
 
 @dataclass(frozen=True)
+class Axis:
+    """One direction of the landscape."""
+
+    name: str  # d1, d2, ... (random) or i1, i2 (interpolation)
+    kind: str  # "random" or "interpolation"
+    seed: int | None = None
+    endpoint: str | None = None  # model name of theta' for interpolation axes
+    orthogonal_to: str | None = None  # Gram-Schmidt against this axis
+
+
+@dataclass(frozen=True)
+class Landscape:
+    name: str  # "d1" (1D) or "d1-d2" (2D)
+    axes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class GridPoint:
-    direction: str
-    a: float
+    landscape: str
+    coords: tuple[float, ...]
 
     @property
     def name(self) -> str:
-        return point_name(self.a)
+        return point_name(self.coords)
 
     @property
     def id(self) -> str:
-        return f"{self.direction}/{self.name}"
+        return f"{self.landscape}/{self.name}"
 
 
 @dataclass(frozen=True)
@@ -55,36 +75,87 @@ class GenerationJob:
     points: tuple[GridPoint, ...]
 
 
-def direction_names(config: dict) -> list[str]:
-    return [f"d{i + 1}" for i in range(config["landscape"]["directions"])]
+def is_2d(config: dict) -> bool:
+    return config["landscape"]["kind"].startswith("2d") or config["landscape"]["kind"] == "interpolation-random"
+
+
+def endpoint_names(config: dict) -> list[str]:
+    return [e["name"] for e in config["landscape"]["endpoints"]]
+
+
+def axes(config: dict) -> list[Axis]:
+    """The directions a landscape kind needs, in generation order."""
+    ls = config["landscape"]
+    kind, seed, ends = ls["kind"], ls["seed"], endpoint_names(config)
+    orthogonalize = ls["orthogonalize"] if ls["orthogonalize"] is not None else kind == "2d-interpolation"
+    if kind == "1d-random":
+        return [Axis(f"d{k + 1}", "random", seed + k) for k in range(ls["directions"])]
+    if kind == "2d-random":
+        return [Axis("d1", "random", seed), Axis("d2", "random", seed + 1, orthogonal_to="d1" if orthogonalize else None)]
+    if kind == "1d-interpolation":
+        return [Axis("i1", "interpolation", endpoint=ends[0])]
+    if kind == "2d-interpolation":
+        return [Axis("i1", "interpolation", endpoint=ends[0]),
+                Axis("i2", "interpolation", endpoint=ends[1], orthogonal_to="i1" if orthogonalize else None)]
+    return [Axis("i1", "interpolation", endpoint=ends[0]), Axis("d1", "random", seed, orthogonal_to="i1" if orthogonalize else None)]
+
+
+def landscapes(config: dict) -> list[Landscape]:
+    names = [a.name for a in axes(config)]
+    if is_2d(config):
+        return [Landscape("-".join(names), tuple(names))]
+    return [Landscape(n, (n,)) for n in names]
+
+
+def grid_coordinates(config: dict) -> list[tuple[float, ...]]:
+    """Coordinates of every point of one landscape: a-values (1D) or the (a, b) product grid (2D)."""
+    a = grid_values(config["landscape"]["grid"])
+    if not is_2d(config):
+        return [(x,) for x in a]
+    b = grid_values(config["landscape"]["grid_b"] or config["landscape"]["grid"], "landscape.grid_b")
+    return list(itertools.product(a, b))
 
 
 def grid_points(config: dict) -> list[GridPoint]:
-    values = grid_values(config["landscape"]["grid"])
-    return [GridPoint(d, a) for d in direction_names(config) for a in values]
+    return [GridPoint(ls.name, c) for ls in landscapes(config) for c in grid_coordinates(config)]
 
 
 def generation_jobs(config: dict) -> list[GenerationJob]:
-    """Points of each direction dealt round-robin into jobs of at most points_per_job points,
+    """Points of each landscape dealt round-robin into jobs of at most points_per_job points,
     so that every job mixes cheap points near the centre with expensive ones at the edges."""
     per_job = config["generation"]["points_per_job"]
-    values = grid_values(config["landscape"]["grid"])
+    coords = grid_coordinates(config)
     jobs = []
-    for d in direction_names(config):
-        n_jobs = math.ceil(len(values) / per_job)
+    for ls in landscapes(config):
+        n_jobs = math.ceil(len(coords) / per_job)
         for j in range(n_jobs):
-            jobs.append(GenerationJob(f"{d}_job{j + 1}", tuple(GridPoint(d, a) for a in values[j::n_jobs])))
+            jobs.append(GenerationJob(f"{ls.name.replace('-', '_')}_job{j + 1}", tuple(GridPoint(ls.name, c) for c in coords[j::n_jobs])))
     return jobs
+
+
+def model_specs(config: dict) -> dict[str, dict]:
+    """Every model the run reads, by name: the model itself, interpolation endpoints, projected checkpoints."""
+    specs = {config["model"]["name"]: config["model"]}
+    for entry in config["landscape"]["endpoints"] + config["landscape"]["project"]:
+        if entry["name"] in specs and specs[entry["name"]]["source"] != entry["source"]:
+            raise ConfigError(f"landscape: the name {entry['name']!r} is used for two different sources; give each model its own name")
+        specs[entry["name"]] = {"gguf_file": None, "trust_remote_code": config["model"]["trust_remote_code"]} | entry
+    return specs
 
 
 def check_config(config: dict, workdir: str | Path = ".") -> None:
     """Semantic checks the schema cannot express; raises ConfigError naming the key and the fix."""
     workdir = Path(workdir)
-    try:
-        resolve_source(config["model"]["source"], config["model"].get("gguf_file"))
-    except ValueError as err:
-        raise ConfigError(str(err)) from None
-    grid_values(config["landscape"]["grid"])
+    _check_landscape(config)
+    sources = [("model.source", config["model"])]
+    for group in ("endpoints", "project"):
+        sources += [(f"landscape.{group}[{i}].source", entry) for i, entry in enumerate(config["landscape"][group])]
+    for key, spec in sources:
+        try:
+            resolve_source(spec["source"], spec.get("gguf_file"), key)
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
+    model_specs(config)
     prompts = config["prompts"]
     try:
         table = load_prompt_table(workdir / prompts["file"], prompts["column"])
@@ -96,6 +167,19 @@ def check_config(config: dict, workdir: str | Path = ".") -> None:
     align = config["align"]
     if align["enabled"]:
         _check_align(align, prompts, count, workdir)
+
+
+def _check_landscape(config: dict) -> None:
+    ls = config["landscape"]
+    needed = {"1d-interpolation": 1, "2d-interpolation": 2, "interpolation-random": 1}.get(ls["kind"], 0)
+    if len(ls["endpoints"]) != needed:
+        raise ConfigError(
+            f"landscape.endpoints: kind {ls['kind']!r} needs {needed} endpoint model(s) ({{name, source}}), "
+            f"{len(ls['endpoints'])} given"
+        )
+    grid_coordinates(config)
+    if ls["project"] and not is_2d(config) and len(landscapes(config)) > 1:
+        raise ConfigError("landscape.project: projections go on one line or plane; use a 2D kind or an interpolation kind")
 
 
 def _check_align(align: dict, prompts: dict, count: int, workdir: Path) -> None:

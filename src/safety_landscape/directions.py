@@ -1,21 +1,27 @@
-"""Directions stage: random directions in weight space, normalized per tensor, saved as safetensors."""
+"""Directions stage: directions in weight space, generated tensor by tensor into sharded safetensors.
+
+A direction is a folder: `shard-NNNNN.safetensors` files plus `direction.json` (metadata, the
+shard of every tensor, per-tensor digests and the content digest). Generation streams: it holds
+one weight tensor, its direction tensor and one output shard at a time, never the whole model.
+"""
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
+import shutil
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from .io import atomic_path
+from .io import read_json, sha256_json, write_json
 
 NORMALIZATIONS = ("layer", "filter", "none")
+INDEX = "direction.json"
 
 
 def tensor_seed(seed: int, name: str) -> int:
@@ -27,15 +33,107 @@ def is_excluded(name: str, patterns: Sequence[str]) -> bool:
     return any(re.search(p, name) for p in patterns)
 
 
-def iter_checkpoint_tensors(model_dir: str | os.PathLike) -> Iterator[tuple[str, torch.Tensor]]:
-    """Stream (name, tensor) pairs from a folder's safetensors shards, one tensor in memory at a time."""
-    files = sorted(Path(model_dir).glob("*.safetensors"))
-    if not files:
-        raise FileNotFoundError(f"{model_dir} holds no *.safetensors files")
-    for file in files:
-        with safe_open(str(file), framework="pt") as f:
-            for name in f.keys():
-                yield name, f.get_tensor(name)
+def tensor_digest(tensor: torch.Tensor) -> str:
+    t = tensor.detach().contiguous().cpu()
+    h = hashlib.sha256(f"{t.dtype}|{tuple(t.shape)}|".encode())
+    h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def content_digest(tensor_digests: dict[str, str]) -> str:
+    """Digest of a direction from its per-tensor digests (independent of shard layout and order)."""
+    return sha256_json(tensor_digests)
+
+
+class CheckpointReader:
+    """Random and sequential access to the tensors of a safetensors folder, one tensor at a time."""
+
+    def __init__(self, folder: str | os.PathLike):
+        self.folder = Path(folder)
+        files = sorted(self.folder.glob("*.safetensors"))
+        if not files:
+            raise FileNotFoundError(f"{folder} holds no *.safetensors files")
+        self.location: dict[str, Path] = {}
+        for file in files:
+            with safe_open(str(file), framework="pt") as f:
+                self.location.update({name: file for name in f.keys()})
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.location)
+
+    def get(self, name: str, device: str = "cpu") -> torch.Tensor:
+        with safe_open(str(self.location[name]), framework="pt", device=device) as f:
+            return f.get_tensor(name)
+
+    def __iter__(self) -> Iterator[tuple[str, torch.Tensor]]:
+        # One file mapping per tensor keeps resident memory at one tensor, not one input shard.
+        for name in self.location:
+            yield name, self.get(name)
+
+
+class Direction(CheckpointReader):
+    """A stored direction: its tensors, metadata and digests."""
+
+    def __init__(self, folder: str | os.PathLike):
+        index_path = Path(folder) / INDEX
+        if not index_path.is_file():
+            raise FileNotFoundError(f"{folder} is not a direction (no {INDEX}); rerun the directions rule")
+        super().__init__(folder)
+        self.index = read_json(index_path)
+        self.metadata: dict = self.index["metadata"]
+        self.digest: str = self.index["content_digest"]
+
+
+def read_direction_digest(folder: str | os.PathLike) -> str:
+    return read_json(Path(folder) / INDEX)["content_digest"]
+
+
+class ShardWriter:
+    """Writes named tensors into shards of at most `max_bytes` (one shard in memory), then the index."""
+
+    def __init__(self, folder: str | os.PathLike, max_bytes: int):
+        self.folder = Path(folder)
+        self.max_bytes = max_bytes
+        self.tmp = self.folder.with_name(self.folder.name + ".partial")
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        self.tmp.mkdir(parents=True)
+        self.buffer: dict[str, torch.Tensor] = {}
+        self.buffered = 0
+        self.shards = 0
+        self.weight_map: dict[str, str] = {}
+        self.digests: dict[str, str] = {}
+
+    def add(self, name: str, tensor: torch.Tensor) -> None:
+        tensor = tensor.contiguous()
+        size = tensor.numel() * tensor.element_size()
+        if self.buffer and self.buffered + size > self.max_bytes:
+            self._flush()
+        self.buffer[name] = tensor
+        self.buffered += size
+        self.digests[name] = tensor_digest(tensor)
+
+    def _flush(self) -> None:
+        self.shards += 1
+        shard = f"shard-{self.shards:05d}.safetensors"
+        save_file(self.buffer, str(self.tmp / shard))
+        self.weight_map.update({name: shard for name in self.buffer})
+        self.buffer, self.buffered = {}, 0
+
+    def close(self, metadata: dict) -> str:
+        """Write the last shard and the index, move the folder into place; returns the content digest."""
+        if not self.buffer and not self.weight_map:
+            raise ValueError("landscape.exclude_patterns: every tensor is excluded; the direction would be empty")
+        if self.buffer:
+            self._flush()
+        digest = content_digest(self.digests)
+        write_json(
+            self.tmp / INDEX,
+            {"metadata": metadata, "content_digest": digest, "weight_map": self.weight_map, "tensor_digests": self.digests},
+        )
+        shutil.rmtree(self.folder, ignore_errors=True)
+        os.replace(self.tmp, self.folder)
+        return digest
 
 
 def normalize(direction: torch.Tensor, weight: torch.Tensor, mode: str) -> torch.Tensor:
@@ -49,49 +147,88 @@ def normalize(direction: torch.Tensor, weight: torch.Tensor, mode: str) -> torch
     return direction * (w.norm(dim=dims, keepdim=True) / direction.norm(dim=dims, keepdim=True))
 
 
-def random_direction(
-    weights: Iterable[tuple[str, torch.Tensor]], seed: int, normalization: str, exclude: Sequence[str], dtype: torch.dtype = torch.float32
-) -> dict[str, torch.Tensor]:
-    """A Gaussian direction for every non-excluded floating tensor, normalized against its weight."""
+def random_tensor(name: str, weight: torch.Tensor, seed: int, normalization: str) -> torch.Tensor:
+    """The float32 random direction of one tensor, normalized against its weight."""
+    gen = torch.Generator().manual_seed(tensor_seed(seed, name))
+    return normalize(torch.randn(weight.shape, generator=gen, dtype=torch.float32), weight, normalization)
+
+
+TensorSource = Callable[[str, torch.Tensor], torch.Tensor]
+
+
+def random_source(seed: int, normalization: str) -> TensorSource:
     if normalization not in NORMALIZATIONS:
         raise ValueError(f"landscape.normalization: {normalization!r} is not one of {NORMALIZATIONS}")
-    direction = {}
-    for name, weight in weights:
-        if not weight.is_floating_point() or is_excluded(name, exclude):
-            continue
-        gen = torch.Generator().manual_seed(tensor_seed(seed, name))
-        d = torch.randn(weight.shape, generator=gen, dtype=torch.float32)
-        direction[name] = normalize(d, weight, normalization).to(dtype).contiguous()
-    if not direction:
-        raise ValueError("landscape.exclude_patterns: every tensor is excluded; the direction would be empty")
-    return direction
+    return lambda name, weight: random_tensor(name, weight, seed, normalization)
 
 
-def content_digest(tensors: dict[str, torch.Tensor]) -> str:
-    """Digest of tensor names, dtypes, shapes and bytes, in name order."""
-    h = hashlib.sha256()
-    for name in sorted(tensors):
-        t = tensors[name].contiguous()
-        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
-        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return h.hexdigest()
+def interpolation_source(endpoint: CheckpointReader) -> TensorSource:
+    """d = theta' - theta per tensor (not normalized)."""
+
+    def diff(name: str, weight: torch.Tensor) -> torch.Tensor:
+        if name not in endpoint.location:
+            raise KeyError(f"landscape.endpoints: {endpoint.folder} has no tensor {name!r}; endpoints must share the model's architecture")
+        other = endpoint.get(name)
+        if other.shape != weight.shape:
+            raise ValueError(f"landscape.endpoints: {name} has shape {tuple(other.shape)} in {endpoint.folder}, {tuple(weight.shape)} in the model")
+        return other.to(torch.float32) - weight.to(torch.float32)
+
+    return diff
 
 
-def save_direction(path: str | os.PathLike, tensors: dict[str, torch.Tensor], metadata: dict) -> str:
-    """Write a direction atomically; its metadata records provenance and the content digest, which is returned."""
-    digest = content_digest(tensors)
-    meta = {k: json.dumps(v) for k, v in metadata.items()} | {"content_digest": json.dumps(digest)}
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata=meta)
-    return digest
+def _selected(weights: Iterable[tuple[str, torch.Tensor]], exclude: Sequence[str]) -> Iterator[tuple[str, torch.Tensor]]:
+    return ((n, w) for n, w in weights if w.is_floating_point() and not is_excluded(n, exclude))
 
 
-def read_direction_metadata(path: str | os.PathLike) -> dict:
-    with safe_open(str(path), framework="pt") as f:
-        return {k: json.loads(v) for k, v in (f.metadata() or {}).items()}
+def gram_schmidt_coefficient(weights: CheckpointReader, source: TensorSource, exclude: Sequence[str], previous: Direction) -> tuple[float, float]:
+    """(<d, p> / <p, p>, cosine(d, p)) for the direction d of `source` and a stored direction p, streamed."""
+    dot = dd = pp = 0.0
+    for name, weight in _selected(weights, exclude):
+        d = source(name, weight).double()
+        p = previous.get(name).double() if name in previous.location else torch.zeros_like(d)
+        dot += float((d * p).sum())
+        dd += float((d * d).sum())
+        pp += float((p * p).sum())
+    return dot / pp, dot / (dd * pp) ** 0.5
 
 
-def load_direction(path: str | os.PathLike, device: str = "cpu") -> tuple[dict[str, torch.Tensor], dict]:
-    with safe_open(str(path), framework="pt", device=device) as f:
-        tensors = {name: f.get_tensor(name) for name in f.keys()}
-    return tensors, read_direction_metadata(path)
+def write_direction(
+    out: str | os.PathLike,
+    weights: CheckpointReader,
+    source: TensorSource,
+    exclude: Sequence[str],
+    dtype: torch.dtype,
+    shard_bytes: int,
+    metadata: dict,
+    orthogonal_to: Direction | None = None,
+) -> str:
+    """Stream `source` over the model's tensors into a sharded direction folder; returns its digest.
+
+    With `orthogonal_to`, the direction is made orthogonal to that one (Gram-Schmidt over the whole
+    weight vector); the cosine before orthogonalization is recorded in the metadata either way.
+    """
+    coefficient = 0.0
+    if orthogonal_to is not None:
+        coefficient, cosine = gram_schmidt_coefficient(weights, source, exclude, orthogonal_to)
+        metadata = metadata | {"cosine_with": orthogonal_to.metadata.get("name"), "cosine": cosine,
+                               "gram_schmidt_coefficient": coefficient}
+    writer = ShardWriter(out, shard_bytes)
+    for name, weight in _selected(weights, exclude):
+        d = source(name, weight)
+        if coefficient:
+            d = d - coefficient * orthogonal_to.get(name).to(torch.float32)
+        writer.add(name, d.to(dtype))
+    return writer.close(metadata)
+
+
+def cosine(first: Direction, second: Direction) -> float:
+    """Cosine between two stored directions over their common tensors, streamed."""
+    dot = aa = bb = 0.0
+    for name, a in first:
+        a = a.double()
+        b = second.get(name).double() if name in second.location else torch.zeros_like(a)
+        dot += float((a * b).sum())
+        aa += float((a * a).sum())
+    for _, b in second:
+        bb += float((b.double() ** 2).sum())
+    return dot / (aa * bb) ** 0.5

