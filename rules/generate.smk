@@ -16,7 +16,10 @@ for job in generation_jobs(config):
             generation=config["generation"],
             cache=f"{CACHE}/responses",
             trust_remote_code=config["model"]["trust_remote_code"],
+            gpu_locks=f"{CACHE}/gpu-locks",
         threads: config["generation"]["threads"]
+        resources:
+            gpu=0 if config["generation"]["device"] == "cpu" else config["generation"]["tensor_parallel_size"],
         log:
             f"{RUN}/logs/generate/{job.name}.log",
         conda:

@@ -2,9 +2,11 @@
 
 import torch
 
+from safety_landscape.engines import EngineOptions, open_engine
 from safety_landscape.generate import DecodingSettings, generate_points
+from safety_landscape.gpus import claim_gpus, visible_gpus
 from safety_landscape.io import log_to_file, read_json
-from safety_landscape.modeling import load_model, load_tokenizer, resolve_device, resolve_dtype
+from safety_landscape.modeling import resolve_device, resolve_dtype
 from safety_landscape.prompts import prompts_digest, select_prompts
 
 log_to_file(snakemake.log[0])
@@ -12,6 +14,9 @@ torch.set_num_threads(snakemake.threads)
 p = snakemake.params
 gen = p.generation
 model_info = read_json(snakemake.input.model)
+if gen["device"] in ("auto", "cuda"):  # claim this job's own GPUs before CUDA starts
+    gpus = [str(g) for g in gen["gpus"]] if gen["gpus"] is not None else visible_gpus()
+    gpu_locks = claim_gpus(gen["tensor_parallel_size"], gpus, p.gpu_locks) if gpus else []
 device = resolve_device(gen["device"])
 dtype = resolve_dtype(gen["dtype"], device)
 prompts = select_prompts(snakemake.input.prompts, p.prompts["column"], p.prompts["start"], p.prompts["count"])
@@ -24,9 +29,17 @@ settings = DecodingSettings(
     dtype=dtype,
     engine=gen["engine"],
 )
-tokenizer = load_tokenizer(model_info["path"], p.trust_remote_code)
-model = load_model(model_info["path"], dtype, device, p.trust_remote_code)
+options = EngineOptions(
+    model_path=model_info["path"],
+    dtype=dtype,
+    device=device,
+    offload=gen["offload"],
+    trust_remote_code=p.trust_remote_code,
+    tensor_parallel_size=gen["tensor_parallel_size"],
+    max_model_len=gen["max_model_len"],
+)
+engine = open_engine(gen["engine"], options)
 generate_points(
-    model, tokenizer, model_info["digest"], prompts, prompts_digest(prompts), settings,
-    snakemake.input.points, snakemake.output, p.cache, p.labels, gen["offload"], model_info["path"],
+    engine, model_info["digest"], prompts, prompts_digest(prompts), settings,
+    snakemake.input.points, snakemake.output, p.cache, p.labels,
 )

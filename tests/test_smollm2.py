@@ -5,8 +5,9 @@ import pytest
 import torch
 
 from conftest import ADVBENCH
-from safety_landscape.directions import iter_checkpoint_tensors, random_direction, save_direction
+from safety_landscape.directions import CheckpointReader, random_source, write_direction
 from safety_landscape.engine import _left_pad, greedy_generate, render_prompts
+from safety_landscape.engines import EngineOptions, HFEngine
 from safety_landscape.generate import DecodingSettings, generate_points
 from safety_landscape.io import read_jsonl
 from safety_landscape.judges import judge_records
@@ -37,16 +38,16 @@ def test_engine_matches_generate_on_smollm2(smollm2):
 def test_generate_and_judge_smollm2_along_a_direction(smollm2, tmp_path):
     folder, model, tokenizer = smollm2
     digest = folder_digest(folder)
-    d = random_direction(iter_checkpoint_tensors(folder), 0, "layer", ["norm"])
-    d_digest = save_direction(tmp_path / "d1.safetensors", d, {"seed": 0})
+    d_digest = write_direction(tmp_path / "d1", CheckpointReader(folder), random_source(0, "layer"), ["norm"], torch.float32, 1 << 30, {})
     points, outputs = [], []
     for a in (0.0, 0.4):
         points.append(tmp_path / f"p{a}.safetensors")
         outputs.append(tmp_path / f"r{a}.jsonl")
-        write_point(points[-1], [Term(str(tmp_path / "d1.safetensors"), d_digest, a)], digest, "factored")
+        write_point(points[-1], [Term(str(tmp_path / "d1"), d_digest, a)], digest, "factored")
     settings = DecodingSettings(24, 4, None, True, True, "float32")
-    generate_points(model, tokenizer, digest, PROMPTS, prompts_digest(PROMPTS), settings, points, outputs, tmp_path / "cache",
-                    [{"direction": "d1", "a": 0.0}, {"direction": "d1", "a": 0.4}])
+    engine = HFEngine(EngineOptions(folder, "float32", "cpu"))
+    generate_points(engine, digest, PROMPTS, prompts_digest(PROMPTS), settings, points, outputs, tmp_path / "cache",
+                    [{"landscape": "d1", "a": 0.0}, {"landscape": "d1", "a": 0.4}])
     center, far = read_jsonl(outputs[0]), read_jsonl(outputs[1])
     # The unaligned model answers harmful requests fluently at a = 0 ...
     assert sum(j["jailbroken"] for j in judge_records(center, "keyword")) >= 3

@@ -42,7 +42,7 @@ def snakemake(workdir: Path, *args: str, override: dict | None = None, check: bo
     if override is not None:
         (workdir / "override.yaml").write_text(yaml.safe_dump(override))
         configs.append(str(workdir / "override.yaml"))
-    cmd = SNAKEMAKE + ["--directory", str(workdir), "--configfile", *configs, *args]
+    cmd = SNAKEMAKE + ["--directory", str(workdir), *args, "--configfile", *configs]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake failed:\n{proc.stdout}\n{proc.stderr}")

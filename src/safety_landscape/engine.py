@@ -52,14 +52,21 @@ def greedy_generate(
     batch_size: int,
     stop_on_refusal: bool = False,
     on_batch: Callable[[int], None] | None = None,
+    min_new_tokens: int = 0,
 ) -> list[Generation]:
-    """Greedy-decode every prompt; batches are formed from length-sorted prompts and shrink as sequences finish."""
+    """Greedy-decode every prompt; batches are formed from length-sorted prompts and shrink as sequences finish.
+
+    EOS does not end a sequence before it has `min_new_tokens` tokens (the EOS token is kept and decoding goes
+    on; unlike `generate`'s `min_new_tokens`, which bans EOS); the refusal stop is not affected.
+    """
     order = sorted(range(len(prompt_ids)), key=lambda i: len(prompt_ids[i]))
     results: list[Generation | None] = [None] * len(prompt_ids)
     eos = eos_token_ids(model, tokenizer)
     for start in range(0, len(order), batch_size):
         batch = order[start : start + batch_size]
-        outputs = _generate_batch(model, tokenizer, [prompt_ids[i] for i in batch], max_new_tokens, eos, stop_on_refusal)
+        outputs = _generate_batch(
+            model, tokenizer, [prompt_ids[i] for i in batch], max_new_tokens, eos, stop_on_refusal, min_new_tokens
+        )
         for i, gen in zip(batch, outputs):
             results[i] = gen
         if on_batch:
@@ -77,7 +84,9 @@ def _left_pad(prompt_ids: Sequence[Sequence[int]], pad_id: int, device) -> tuple
     return ids.to(device), mask.to(device)
 
 
-def _generate_batch(model, tokenizer, prompt_ids, max_new_tokens, eos: set[int], stop_on_refusal: bool) -> list[Generation]:
+def _generate_batch(
+    model, tokenizer, prompt_ids, max_new_tokens, eos: set[int], stop_on_refusal: bool, min_new_tokens: int = 0
+) -> list[Generation]:
     from transformers import DynamicCache
 
     device = model.device
@@ -94,7 +103,7 @@ def _generate_batch(model, tokenizer, prompt_ids, max_new_tokens, eos: set[int],
         keep = []
         for row, tok in zip(active.tolist(), next_tok.tolist()):
             tokens[row].append(tok)
-            reason = _stop_reason(tokenizer, tokens[row], eos, stop_on_refusal)
+            reason = _stop_reason(tokenizer, tokens[row], eos, stop_on_refusal, min_new_tokens)
             if reason:
                 reasons[row] = reason
             keep.append(reason is None)
@@ -114,9 +123,9 @@ def _generate_batch(model, tokenizer, prompt_ids, max_new_tokens, eos: set[int],
     ]
 
 
-def _stop_reason(tokenizer, tokens: list[int], eos: set[int], stop_on_refusal: bool) -> str | None:
-    """Why a sequence ends after its latest token, or None when it goes on."""
-    if tokens[-1] in eos:
+def _stop_reason(tokenizer, tokens: list[int], eos: set[int], stop_on_refusal: bool, min_new_tokens: int = 0) -> str | None:
+    """Why a sequence ends after its latest token, or None when it goes on (EOS counts from `min_new_tokens` tokens on)."""
+    if tokens[-1] in eos and len(tokens) >= min_new_tokens:
         return "eos"
     if stop_on_refusal and first_refusal_keyword(tokenizer.decode(tokens[-KEYWORD_WINDOW:])):
         return "refusal"

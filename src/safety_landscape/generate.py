@@ -1,6 +1,6 @@
 """Generate stage: set the weights to theta + sum(c_i d_i) exactly and greedy-decode the prompts.
 
-The model loads once per job; every point is computed from the original weights (never
+The engine (and its model) loads once per job; every point is computed from the original weights (never
 accumulated), and each finished point is written at once, both to its output file and to a
 content-addressed cache, so an interrupted job resumes without regenerating finished points.
 """
@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
@@ -17,9 +18,9 @@ from typing import Sequence
 import torch
 
 from . import __version__
-from .engine import greedy_generate, render_prompts
+from .engine import render_prompts
 from .io import atomic_path, sha256_json, write_jsonl
-from .points import DirectionStore, Perturber, Term, read_point
+from .points import Term, read_point
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +49,7 @@ def response_cache_key(model_digest: str, terms: Sequence[Term], prompts_digest:
 
 
 def generate_points(
-    model,
-    tokenizer,
+    engine,
     model_digest: str,
     prompts: list[str],
     prompts_digest: str,
@@ -58,12 +58,9 @@ def generate_points(
     output_files: Sequence[str],
     cache_dir: str | os.PathLike,
     point_labels: Sequence[dict],
-    offload: str = "none",
-    checkpoint: str | None = None,
 ) -> None:
-    """Write one responses JSONL per point, reusing the cache for points generated before."""
-    perturber, store = Perturber(model, offload, checkpoint), DirectionStore(model.device, offload)
-    prompt_ids = render_prompts(tokenizer, prompts, settings.system_prompt, settings.chat_template)
+    """Write one responses JSONL per point with `engine` (see engines.py), reusing the cache for points generated before."""
+    prompt_ids = render_prompts(engine.tokenizer, prompts, settings.system_prompt, settings.chat_template)
     for point_file, out, label in zip(point_files, output_files, point_labels, strict=True):
         terms, meta = read_point(point_file)
         if meta["model_digest"] != model_digest:
@@ -74,8 +71,10 @@ def generate_points(
             with atomic_path(out) as tmp:
                 shutil.copyfile(cached, tmp)
             continue
-        perturber.set([(store.get(t), t.coefficient) for t in terms])
-        gens = greedy_generate(model, tokenizer, prompt_ids, settings.max_new_tokens, settings.batch_size, settings.stop_on_refusal)
+        start = time.perf_counter()
+        engine.set_point(terms)
+        updated = time.perf_counter()
+        gens = engine.generate(prompt_ids, settings.max_new_tokens, settings.batch_size, settings.stop_on_refusal)
         provenance = {
             "model_digest": model_digest,
             "terms": [{"digest": t.digest, "coefficient": t.coefficient} for t in terms],
@@ -89,4 +88,7 @@ def generate_points(
         ]
         write_jsonl(cached, records)
         write_jsonl(out, records)
-        log.info("%s: %d responses, %d tokens", label, len(gens), sum(g.num_tokens for g in gens))
+        log.info(
+            "%s: %d responses, %d tokens, update %.2f s, generation %.2f s",
+            label, len(gens), sum(g.num_tokens for g in gens), updated - start, time.perf_counter() - updated,
+        )

@@ -82,10 +82,20 @@ def read_point(path: str | os.PathLike) -> tuple[list[Term], dict]:
 OFFLOADS = ("none", "cpu", "disk")
 
 
+def combine(w0: torch.Tensor, update: Sequence[tuple[torch.Tensor, float]], device) -> torch.Tensor:
+    """W0 + c1 d1 + c2 d2 + ... on `device`, left to right in float32, returned in W0's dtype (W0 itself when no update)."""
+    if not update:
+        return w0
+    acc = w0.to(device=device, dtype=torch.float32, non_blocking=True)
+    for d, c in update:
+        acc = acc + c * d.to(device=device, dtype=torch.float32, non_blocking=True)
+    return acc.to(w0.dtype)
+
+
 class Perturber:
     """Sets W = W0 + sum_i c_i d_i from the original weights W0 every time (float32 accumulation).
 
-    `origin` says where W0 is kept: "none" copies it on the model's device, "cpu" in (pinned) host
+    `offload` says where W0 is kept: "none" copies it on the model's device, "cpu" in (pinned) host
     memory, "disk" reads it back from the checkpoint folder `checkpoint` tensor by tensor. Each
     tensor is combined on the model's device, so the device holds only the model and a few tensors
     beyond what the direction store keeps there.
@@ -117,15 +127,8 @@ class Perturber:
         with torch.no_grad():
             for name in sorted(touched):
                 param = self.params[name]
-                w0 = self._original(name)
                 update = [(t[name], c) for t, c in terms if c != 0.0 and name in t.keys()]
-                if not update:
-                    param.copy_(w0, non_blocking=True)
-                    continue
-                acc = w0.to(device=param.device, dtype=torch.float32, non_blocking=True)
-                for d, c in update:  # left to right: W0 + c1 d1 + c2 d2, each product rounded to float32
-                    acc = acc + c * d.to(device=param.device, dtype=torch.float32, non_blocking=True)
-                param.copy_(acc)
+                param.copy_(combine(self._original(name), update, param.device), non_blocking=True)
         if self.reader is not None:
             self.origin = dict.fromkeys(touched)  # remember what to restore; the values stay on disk
 

