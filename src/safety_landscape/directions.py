@@ -8,6 +8,7 @@ one weight tensor, its direction tensor and one output shard at a time, never th
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -16,7 +17,6 @@ from typing import Callable, Iterable, Iterator, Sequence
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
 
 from .io import read_json, sha256_json, write_json
 
@@ -33,11 +33,38 @@ def is_excluded(name: str, patterns: Sequence[str]) -> bool:
     return any(re.search(p, name) for p in patterns)
 
 
+def _raw_bytes(tensor: torch.Tensor) -> memoryview:
+    """The tensor's bytes without a copy (any dtype, bf16 included)."""
+    return memoryview(tensor.detach().contiguous().cpu().reshape(-1).view(torch.uint8).numpy())
+
+
 def tensor_digest(tensor: torch.Tensor) -> str:
-    t = tensor.detach().contiguous().cpu()
-    h = hashlib.sha256(f"{t.dtype}|{tuple(t.shape)}|".encode())
-    h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    h = hashlib.sha256(f"{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+    h.update(_raw_bytes(tensor))
     return h.hexdigest()
+
+
+_SAFETENSORS_DTYPES = {torch.float32: "F32", torch.bfloat16: "BF16", torch.float16: "F16", torch.float64: "F64"}
+
+
+def write_safetensors(path: str | os.PathLike, tensors: dict[str, torch.Tensor]) -> None:
+    """Write a safetensors file tensor by tensor from the tensors' own memory.
+
+    `safetensors.torch.save_file` first copies every tensor into a bytes object, which doubles the
+    memory of a shard; the format (8-byte header size, JSON header, raw little-endian data) lets us
+    stream instead. Files are read back with `safetensors.safe_open` like any other."""
+    header, offset = {}, 0
+    for name, t in tensors.items():
+        size = t.numel() * t.element_size()
+        header[name] = {"dtype": _SAFETENSORS_DTYPES[t.dtype], "shape": list(t.shape), "data_offsets": [offset, offset + size]}
+        offset += size
+    encoded = json.dumps(header, separators=(",", ":")).encode()
+    encoded += b" " * (-len(encoded) % 8)
+    with open(path, "wb") as f:
+        f.write(len(encoded).to_bytes(8, "little"))
+        f.write(encoded)
+        for t in tensors.values():
+            f.write(_raw_bytes(t))
 
 
 def content_digest(tensor_digests: dict[str, str]) -> str:
@@ -116,7 +143,7 @@ class ShardWriter:
     def _flush(self) -> None:
         self.shards += 1
         shard = f"shard-{self.shards:05d}.safetensors"
-        save_file(self.buffer, str(self.tmp / shard))
+        write_safetensors(self.tmp / shard, self.buffer)
         self.weight_map.update({name: shard for name in self.buffer})
         self.buffer, self.buffered = {}, 0
 
@@ -137,14 +164,13 @@ class ShardWriter:
 
 
 def normalize(direction: torch.Tensor, weight: torch.Tensor, mode: str) -> torch.Tensor:
-    """Scale a direction tensor to the weight's norm: whole tensor ("layer"), per output row ("filter"), or not at all."""
-    w = weight.to(torch.float32)
+    """Scale a direction tensor in place to the weight's norm: whole tensor ("layer"), per output row ("filter"), or not at all."""
     if mode == "none":
         return direction
     if mode == "layer" or direction.ndim < 2:
-        return direction * (w.norm() / direction.norm())
+        return direction.mul_(weight.norm(dtype=torch.float32) / direction.norm())
     dims = tuple(range(1, direction.ndim))
-    return direction * (w.norm(dim=dims, keepdim=True) / direction.norm(dim=dims, keepdim=True))
+    return direction.mul_(weight.norm(dim=dims, keepdim=True, dtype=torch.float32) / direction.norm(dim=dims, keepdim=True))
 
 
 def random_tensor(name: str, weight: torch.Tensor, seed: int, normalization: str) -> torch.Tensor:
