@@ -2,7 +2,7 @@ rule directions:
     input:
         model=subject_manifest(),
         endpoint=lambda wc: [manifest(AXES[wc.axis].endpoint)] if AXES[wc.axis].endpoint else [],
-        previous=lambda wc: [f"{RUN}/directions/{AXES[wc.axis].orthogonal_to}"] if AXES[wc.axis].orthogonal_to else [],
+        partner=lambda wc: [f"{RUN}/directions/{AXES[wc.axis].partner}"] if AXES[wc.axis].partner else [],
     output:
         directory(f"{RUN}/directions/{{axis}}"),
     params:

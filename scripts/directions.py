@@ -18,5 +18,5 @@ else:
 metadata = {"name": axis["name"], "kind": axis["kind"], "seed": axis["seed"], "endpoint": axis["endpoint"],
             "normalization": p.normalization if axis["kind"] == "random" else "none", "exclude_patterns": exclude,
             "dtype": p.dtype, "model_digest": model["digest"], "package_version": __version__}
-previous = Direction(snakemake.input.previous[0]) if snakemake.input.previous else None
-write_direction(snakemake.output[0], weights, source, exclude, getattr(torch, p.dtype), p.shard_mb << 20, metadata, previous)
+partner = Direction(snakemake.input.partner[0]) if snakemake.input.partner else None
+write_direction(snakemake.output[0], weights, source, exclude, getattr(torch, p.dtype), p.shard_mb << 20, metadata, partner, axis["orthogonalize"])

@@ -86,9 +86,10 @@ def test_2d_random_plans_one_plane_of_the_product_grid():
     config = with_landscape(kind="2d-random", grid={"min": -0.5, "max": 0.5, "step": 0.05})
     assert [ls.name for ls in landscapes(config)] == ["d1-d2"]
     assert len(grid_points(config)) == 21 * 21
-    assert [a.orthogonal_to for a in axes(config)] == [None, None]  # the paper does not orthogonalize
+    d1, d2 = axes(config)
+    assert (d2.partner, d2.orthogonalize) == ("d1", False)  # the paper does not orthogonalize
     config["landscape"]["orthogonalize"] = True
-    assert axes(config)[1].orthogonal_to == "d1"
+    assert axes(config)[1].orthogonalize
 
 
 def test_interpolation_kinds_need_their_endpoints():
@@ -97,7 +98,7 @@ def test_interpolation_kinds_need_their_endpoints():
     with pytest.raises(ConfigError, match="needs 2 endpoint"):
         check_config(with_landscape(kind="2d-interpolation", endpoints=[{"name": "x", "source": str(REPO)}]), REPO)
     config = with_landscape(kind="2d-interpolation", endpoints=[{"name": "chat", "source": "org/chat"}, {"name": "ft", "source": "org/ft"}])
-    assert [(a.name, a.endpoint, a.orthogonal_to) for a in axes(config)] == [("i1", "chat", None), ("i2", "ft", "i1")]
+    assert [(a.name, a.endpoint, a.partner, a.orthogonalize) for a in axes(config)] == [("i1", "chat", None, False), ("i2", "ft", "i1", True)]
 
 
 def test_a_model_name_cannot_mean_two_sources():

@@ -86,12 +86,14 @@ def test_none_normalization_keeps_the_raw_gaussian_draw(checkpoint, tmp_path):
 
 def test_gram_schmidt_makes_directions_orthogonal_and_records_the_cosine(checkpoint, tmp_path):
     first, _ = make(checkpoint, tmp_path / "d1", seed=1)
-    plain, _ = make(checkpoint, tmp_path / "plain", seed=2)
-    ortho, _ = make(checkpoint, tmp_path / "d2", seed=2, orthogonal_to=first)
+    plain, _ = make(checkpoint, tmp_path / "plain", seed=2, partner=first)
+    ortho, _ = make(checkpoint, tmp_path / "d2", seed=2, partner=first, orthogonalize=True)
     assert abs(cosine(ortho, first)) < 1e-6  # float32 storage
     a, b = torch.cat([plain.get(n).flatten() for n in plain.names]), torch.cat([first.get(n).flatten() for n in plain.names])
     assert ortho.metadata["cosine"] == pytest.approx(float(torch.nn.functional.cosine_similarity(a, b, dim=0)), rel=1e-4)
     assert cosine(plain, first) == pytest.approx(ortho.metadata["cosine"], rel=1e-6)
+    # without Gram-Schmidt the cosine is recorded too, and the direction is the plain draw
+    assert plain.metadata["cosine"] == pytest.approx(ortho.metadata["cosine"]) and "gram_schmidt_coefficient" not in plain.metadata
     assert json.loads((tmp_path / "d2" / "direction.json").read_text())["metadata"]["cosine_with"] == "d1"
 
 

@@ -46,7 +46,8 @@ class Axis:
     kind: str  # "random" or "interpolation"
     seed: int | None = None
     endpoint: str | None = None  # model name of theta' for interpolation axes
-    orthogonal_to: str | None = None  # Gram-Schmidt against this axis
+    partner: str | None = None  # first axis of the plane: the cosine with it is recorded
+    orthogonalize: bool = False  # Gram-Schmidt against the partner
 
 
 @dataclass(frozen=True)
@@ -91,13 +92,13 @@ def axes(config: dict) -> list[Axis]:
     if kind == "1d-random":
         return [Axis(f"d{k + 1}", "random", seed + k) for k in range(ls["directions"])]
     if kind == "2d-random":
-        return [Axis("d1", "random", seed), Axis("d2", "random", seed + 1, orthogonal_to="d1" if orthogonalize else None)]
+        return [Axis("d1", "random", seed), Axis("d2", "random", seed + 1, partner="d1", orthogonalize=orthogonalize)]
     if kind == "1d-interpolation":
         return [Axis("i1", "interpolation", endpoint=ends[0])]
     if kind == "2d-interpolation":
         return [Axis("i1", "interpolation", endpoint=ends[0]),
-                Axis("i2", "interpolation", endpoint=ends[1], orthogonal_to="i1" if orthogonalize else None)]
-    return [Axis("i1", "interpolation", endpoint=ends[0]), Axis("d1", "random", seed, orthogonal_to="i1" if orthogonalize else None)]
+                Axis("i2", "interpolation", endpoint=ends[1], partner="i1", orthogonalize=orthogonalize)]
+    return [Axis("i1", "interpolation", endpoint=ends[0]), Axis("d1", "random", seed, partner="i1", orthogonalize=orthogonalize)]
 
 
 def landscapes(config: dict) -> list[Landscape]:

@@ -226,23 +226,29 @@ def write_direction(
     dtype: torch.dtype,
     shard_bytes: int,
     metadata: dict,
-    orthogonal_to: Direction | None = None,
+    partner: Direction | None = None,
+    orthogonalize: bool = False,
 ) -> str:
     """Stream `source` over the model's tensors into a sharded direction folder; returns its digest.
 
-    With `orthogonal_to`, the direction is made orthogonal to that one (Gram-Schmidt over the whole
-    weight vector); the cosine before orthogonalization is recorded in the metadata either way.
+    With a `partner` (the other direction of a plane) the cosine between the two is recorded in the
+    metadata, and with `orthogonalize` the direction is made orthogonal to the partner (Gram-Schmidt
+    over the whole weight vector).
     """
     coefficient = 0.0
-    if orthogonal_to is not None:
-        coefficient, cosine = gram_schmidt_coefficient(weights, source, exclude, orthogonal_to)
-        metadata = metadata | {"cosine_with": orthogonal_to.metadata.get("name"), "cosine": cosine,
-                               "gram_schmidt_coefficient": coefficient}
+    if partner is not None:
+        projection, cosine_value = gram_schmidt_coefficient(weights, source, exclude, partner)
+        metadata = metadata | {"cosine_with": partner.metadata.get("name"), "cosine": cosine_value}
+        if orthogonalize:
+            coefficient = projection
+            metadata["gram_schmidt_coefficient"] = coefficient
+    elif orthogonalize:
+        raise ValueError("landscape.orthogonalize needs a partner direction to orthogonalize against")
     writer = ShardWriter(out, shard_bytes)
     for name, weight in _selected(weights, exclude):
         d = source(name, weight)
         if coefficient:
-            d = d - coefficient * orthogonal_to.get(name).to(torch.float32)
+            d = d - coefficient * partner.get(name).to(torch.float32)
         writer.add(name, d.to(dtype))
     return writer.close(metadata)
 
