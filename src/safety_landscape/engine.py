@@ -43,6 +43,19 @@ def eos_token_ids(model, tokenizer) -> set[int]:
     return ids
 
 
+def decode_in_batches(
+    prompt_ids: Sequence[Sequence[int]], batch_size: int, decode_batch: Callable[[list[Sequence[int]]], list[Generation]]
+) -> list[Generation]:
+    """Run `decode_batch` over batches of length-sorted prompts (little padding); results in prompt order."""
+    order = sorted(range(len(prompt_ids)), key=lambda i: len(prompt_ids[i]))
+    results: list[Generation | None] = [None] * len(prompt_ids)
+    for start in range(0, len(order), batch_size):
+        batch = order[start : start + batch_size]
+        for i, gen in zip(batch, decode_batch([prompt_ids[i] for i in batch]), strict=True):
+            results[i] = gen
+    return results
+
+
 @torch.inference_mode()
 def greedy_generate(
     model,
@@ -51,7 +64,6 @@ def greedy_generate(
     max_new_tokens: int,
     batch_size: int,
     stop_on_refusal: bool = False,
-    on_batch: Callable[[int], None] | None = None,
     min_new_tokens: int = 0,
 ) -> list[Generation]:
     """Greedy-decode every prompt; batches are formed from length-sorted prompts and shrink as sequences finish.
@@ -59,19 +71,12 @@ def greedy_generate(
     EOS does not end a sequence before it has `min_new_tokens` tokens (the EOS token is kept and decoding goes
     on; unlike `generate`'s `min_new_tokens`, which bans EOS); the refusal stop is not affected.
     """
-    order = sorted(range(len(prompt_ids)), key=lambda i: len(prompt_ids[i]))
-    results: list[Generation | None] = [None] * len(prompt_ids)
     eos = eos_token_ids(model, tokenizer)
-    for start in range(0, len(order), batch_size):
-        batch = order[start : start + batch_size]
-        outputs = _generate_batch(
-            model, tokenizer, [prompt_ids[i] for i in batch], max_new_tokens, eos, stop_on_refusal, min_new_tokens
-        )
-        for i, gen in zip(batch, outputs):
-            results[i] = gen
-        if on_batch:
-            on_batch(len(batch))
-    return results
+    return decode_in_batches(
+        prompt_ids,
+        batch_size,
+        lambda batch: _generate_batch(model, tokenizer, batch, max_new_tokens, eos, stop_on_refusal, min_new_tokens),
+    )
 
 
 def _left_pad(prompt_ids: Sequence[Sequence[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:

@@ -29,7 +29,7 @@ from typing import Sequence
 
 import torch
 
-from .engine import Generation, _left_pad, _stop_reason, eos_token_ids
+from .engine import Generation, _left_pad, _stop_reason, decode_in_batches, eos_token_ids
 
 SYNC_EVERY = 8  # decode steps between two copies of the new tokens to the host
 
@@ -49,17 +49,13 @@ def static_greedy_generate(
         raise ValueError(
             f"static_greedy_generate needs a model on a CUDA device, not {model.device}; use engine.greedy_generate"
         )
-    order = sorted(range(len(prompt_ids)), key=lambda i: len(prompt_ids[i]))
-    results: list[Generation | None] = [None] * len(prompt_ids)
     eos = eos_token_ids(model, tokenizer)
-    for start in range(0, len(order), batch_size):
-        batch = order[start : start + batch_size]
-        rows = _generate_batch(
-            model, tokenizer, [prompt_ids[i] for i in batch], max_new_tokens, eos, stop_on_refusal, min_new_tokens
-        )
-        for i, (tokens, reason) in zip(batch, rows):
-            results[i] = Generation(tokenizer.decode(tokens, skip_special_tokens=True), len(tokens), reason)
-    return results
+
+    def decode_batch(batch: list[Sequence[int]]) -> list[Generation]:
+        rows = _generate_batch(model, tokenizer, batch, max_new_tokens, eos, stop_on_refusal, min_new_tokens)
+        return [Generation(tokenizer.decode(tokens, skip_special_tokens=True), len(tokens), reason) for tokens, reason in rows]
+
+    return decode_in_batches(prompt_ids, batch_size, decode_batch)
 
 
 def _mask_values(model) -> tuple[torch.dtype, bool | float, bool | float]:
