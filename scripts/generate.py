@@ -16,7 +16,7 @@ gen = p.generation
 model_info = read_json(snakemake.input.model)
 if gen["device"] in ("auto", "cuda"):  # claim this job's own GPUs before CUDA starts
     gpus = [str(g) for g in gen["gpus"]] if gen["gpus"] is not None else visible_gpus()
-    gpu_locks = claim_gpus(gen["tensor_parallel_size"], gpus, p.gpu_locks) if gpus else []
+    gpu_locks = claim_gpus(gen["tensor_parallel_size"], gpus, p.gpu_locks) if gpus else []  # held until the job ends
 device = resolve_device(gen["device"])
 dtype = resolve_dtype(gen["dtype"], device)
 prompts = select_prompts(snakemake.input.prompts, p.prompts["column"], p.prompts["start"], p.prompts["count"])
