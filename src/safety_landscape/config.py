@@ -14,8 +14,6 @@ from .modeling import resolve_source
 from .points import point_name
 from .prompts import load_prompt_table
 
-KINDS = ("1d-random", "2d-random", "1d-interpolation", "2d-interpolation", "interpolation-random")
-
 
 class ConfigError(ValueError):
     """An invalid setting; the message names the key and how to fix it."""

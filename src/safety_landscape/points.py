@@ -29,10 +29,6 @@ def point_name(coords: float | Sequence[float]) -> str:
     return "_".join(f"{AXIS_LETTERS[i]}{c:+.4f}" for i, c in enumerate(coords))
 
 
-def parse_point_name(name: str) -> tuple[float, ...]:
-    return tuple(float(part[1:]) for part in name.split("_"))
-
-
 @dataclass(frozen=True)
 class Term:
     direction: str  # path of the direction folder
