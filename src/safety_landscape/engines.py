@@ -80,17 +80,30 @@ class VLLMEngine:
         self.tokenizer = load_tokenizer(options.model_path, options.trust_remote_code)
         self.device = "cuda" if on_gpu else "cpu"
         self.dtype = getattr(torch, options.dtype)
+        self.offload = options.offload
         self.store = DirectionStore(self.device, options.offload)
-        self.origin = CheckpointReader(options.model_path)
+        self.checkpoint = CheckpointReader(options.model_path)
+        self.origin: dict[str, torch.Tensor] = {}  # W0 of the tensors perturbed so far (not with offload "disk")
         self.touched: set[str] = set()
+
+    def _original(self, name: str) -> torch.Tensor:
+        """W0 of one tensor, read once from the checkpoint (every time with offload "disk")."""
+        if name in self.origin:
+            return self.origin[name]
+        w0 = self.checkpoint.get(name).to(self.dtype)
+        if self.offload == "disk":
+            return w0
+        on_host = self.offload == "cpu" or self.device == "cpu"
+        self.origin[name] = (w0.pin_memory() if self.device != "cpu" else w0) if on_host else w0.to(self.device)
+        return self.origin[name]
 
     def set_point(self, terms: Sequence[Term]) -> None:
         directions: list[tuple[Mapping[str, torch.Tensor], float]] = [(self.store.get(t), t.coefficient) for t in terms]
         names = {n for tensors, _ in directions for n in tensors.keys()} | self.touched
         weights = []
         for name in sorted(names):
-            w0 = self.origin.get(name, self.device).to(self.dtype)
-            weights.append((name, combine(w0, [(t[name], c) for t, c in directions if c != 0.0 and name in t.keys()], self.device)))
+            update = [(t[name], c) for t, c in directions if c != 0.0 and name in t.keys()]
+            weights.append((name, combine(self._original(name), update, self.device)))
         self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": weights, "is_checkpoint_format": True})
         self.llm.reset_prefix_cache()
         self.touched = names
