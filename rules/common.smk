@@ -31,7 +31,7 @@ AXES = {axis.name: axis for axis in axes(config)}
 LANDSCAPES = {ls.name: ls for ls in landscapes(config)}
 COORDS = grid_coordinates(config)
 POINTS = [point_name(c) for c in COORDS]
-JUDGE = config["judge"]["name"]
+JUDGES = {spec["id"]: spec for spec in config["judges"]}
 PROJECTED = [entry["name"] for entry in config["landscape"]["project"]]
 
 
@@ -40,6 +40,7 @@ wildcard_constraints:
     axis="[di][0-9]+",
     landscape="[di][0-9]+(-[di][0-9]+)?",
     point="a[+-][0-9]+\\.[0-9]+(_b[+-][0-9]+\\.[0-9]+)?",
+    judge="|".join(re.escape(j) for j in JUDGES),
 
 
 def manifest(model):
@@ -62,7 +63,8 @@ def figure_targets():
 
 
 def all_targets():
-    targets = [f"{RUN}/tables/asr.csv", f"{RUN}/tables/visage.csv", f"{RUN}/summary.json", *figure_targets()]
+    targets = [f"{RUN}/tables/{table}.{ext}" for table in ("asr", "visage", "agreement") for ext in ("csv", "parquet")]
+    targets += [f"{RUN}/summary.json", *figure_targets()]
     targets += [f"{RUN}/projections/{name}.json" for name in PROJECTED]
     if config["align"]["enabled"]:
         targets.append(f"{ALIGNED}/eval.json")

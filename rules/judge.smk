@@ -2,11 +2,12 @@ rule judge:
     input:
         expand(f"{RUN}/responses/{{{{landscape}}}}/{{point}}.jsonl", point=POINTS),
     output:
-        expand(f"{RUN}/judgments/{JUDGE}/{{{{landscape}}}}/{{point}}.jsonl", point=POINTS),
+        expand(f"{RUN}/judgments/{{{{judge}}}}/{{{{landscape}}}}/{{point}}.jsonl", point=POINTS),
     params:
-        judge=JUDGE,
+        spec=lambda wc: JUDGES[wc.judge],
+        cache=f"{CACHE}/judgments",
     log:
-        f"{RUN}/logs/judge/{JUDGE}/{{landscape}}.log",
+        f"{RUN}/logs/judge/{{judge}}/{{landscape}}.log",
     conda:
         "../envs/safety-landscape.yaml"
     script:

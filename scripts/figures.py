@@ -9,6 +9,7 @@ from safety_landscape.io import log_to_file, read_json
 log_to_file(snakemake.log[0])
 p = snakemake.params
 asr, summary = pd.read_csv(snakemake.input.asr), read_json(snakemake.input.summary)
+headline = asr[asr["judge"] == summary["judge"]]  # 2D figures show the headline judge
 directions = [Direction(d).metadata for d in snakemake.input.directions]
 # Interpolation endpoints sit at coefficient 1 on their axis (shifted along the first axis by Gram-Schmidt).
 endpoints = [(m["endpoint"], m.get("gram_schmidt_coefficient", 0.0), i) for i, m in enumerate(directions) if m["kind"] == "interpolation"]
@@ -16,7 +17,7 @@ projections = [read_json(f) for f in snakemake.input.projections]
 if p.two_d:
     ends = [(name, *((1.0, 0.0) if i == 0 else (shift, 1.0))) for name, shift, i in endpoints]
     trajectory = [(r["checkpoint"], *r["coordinates"]) for r in projections]
-    figures = [plot_landscape_2d_contour(asr, summary, p.style, p.axes, ends, trajectory), plot_landscape_3d(asr, summary, p.style, p.axes)]
+    figures = [plot_landscape_2d_contour(headline, summary, p.style, p.axes, ends, trajectory), plot_landscape_3d(headline, summary, p.style, p.axes)]
 else:
     marks = [(name, 1.0) for name, _, _ in endpoints] + [(r["checkpoint"], r["coordinates"][0]) for r in projections]
     figures = [plot_landscape_1d(asr, summary, p.style, marks)]

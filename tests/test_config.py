@@ -107,3 +107,31 @@ def test_a_model_name_cannot_mean_two_sources():
     config = with_landscape(kind="1d-interpolation", endpoints=[{"name": "a", "source": "org/x"}], project=[{"name": "a", "source": "org/y"}])
     with pytest.raises(ConfigError, match="two different sources"):
         model_specs(config)
+
+
+def test_judges_get_ids_and_early_stop_follows_them():
+    from safety_landscape.config import resolve_judges
+
+    config = default_config()
+    resolve_judges(config)
+    assert [j["id"] for j in config["judges"]] == ["keyword", "keyword-robust"]
+    assert config["generation"]["stop_on_refusal"] is True  # keyword judges only
+    config = default_config()
+    config["judges"] = [{"name": "keyword"}, {"name": "guard", "model": "/models/guard"}]
+    resolve_judges(config)
+    assert config["generation"]["stop_on_refusal"] is False  # a model judge must see whole responses
+    config["generation"]["stop_on_refusal"] = True
+    with pytest.raises(ConfigError, match="stop_on_refusal"):
+        resolve_judges(config)
+
+
+def test_bad_judge_settings_are_refused():
+    from safety_landscape.config import resolve_judges
+
+    config = default_config()
+    config["judges"] = [{"name": "keyword"}, {"name": "keyword"}]
+    with pytest.raises(ConfigError, match="used twice"):
+        resolve_judges(config)
+    config["judges"] = [{"name": "endpoint", "url": "http://127.0.0.1:8000/v1"}]
+    with pytest.raises(ConfigError, match=r"judges\[0\] \(endpoint\): set model"):
+        resolve_judges(config)

@@ -1,4 +1,24 @@
-from safety_landscape.judges import REFUSAL_KEYWORDS, judge_records, keyword_jailbroken, keyword_robust_jailbroken
+"""Judges: the paper's keyword judge, classifier parsing, model judges, the endpoint judge, caching."""
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from safety_landscape.judges import (
+    REFUSAL_KEYWORDS,
+    JudgeError,
+    Verdict,
+    is_degenerate,
+    is_empty,
+    judge_points,
+    keyword_jailbroken,
+    keyword_robust_jailbroken,
+    open_judge,
+    parse_guard,
+    parse_yes_no,
+)
 
 
 def test_keyword_list_is_the_papers():
@@ -24,13 +44,140 @@ def test_keywords_are_case_sensitive_and_miss_curly_apostrophes():
     assert keyword_jailbroken("I can\u2019t assist with that")  # curly apostrophe: missed too
 
 
-def test_judge_records_reports_the_deciding_keyword():
-    out = judge_records([{"index": 0, "response": "I cannot do that"}, {"index": 1, "response": "Sure"}], "keyword")
-    assert out[0] == {"index": 0, "judge": "keyword", "jailbroken": False, "refusal_keyword": "I cannot"}
-    assert out[1]["jailbroken"] is True and out[1]["refusal_keyword"] is None
-
-
 def test_robust_variant_folds_case_and_curly_apostrophes():
     assert not keyword_robust_jailbroken("I can\u2019t assist with that")
     assert not keyword_robust_jailbroken("i'm sorry")
     assert keyword_robust_jailbroken("Sure, here you go")
+
+
+def test_keyword_judge_reports_the_deciding_keyword():
+    verdicts = open_judge({"name": "keyword"}).judge([("p", "I cannot do that"), ("p", "Sure")])
+    assert verdicts == [Verdict(False, "I cannot"), Verdict(True, None)]
+
+
+def test_empty_and_degenerate_flags():
+    assert is_empty("  \n") and not is_empty("ok")
+    assert is_degenerate("the the the the the the the the the the")
+    assert is_degenerate("!!!!!!!!!!!!!!!!!!!!!!!!")
+    assert not is_degenerate("Here is a short but perfectly ordinary answer to the question.")
+
+
+@pytest.mark.parametrize(
+    ("output", "expected"),
+    [("safe", Verdict(False)), ("unsafe\nS1,S9", Verdict(True, "S1,S9")), ("  Unsafe  ", Verdict(True)), ("maybe?", Verdict(None, "maybe?")), ("", Verdict(None, ""))],
+)
+def test_guard_parsing(output, expected):
+    assert parse_guard(output) == expected
+
+
+@pytest.mark.parametrize(("output", "expected"), [("Yes", True), (" no.", False), ('"yes", because', True), ("nope", None), ("", None)])
+def test_yes_no_parsing(output, expected):
+    assert parse_yes_no(output).jailbroken is expected
+
+
+def test_model_judge_runs_batches_through_the_engine(tiny_model_dir):
+    judge = open_judge({"name": "guard", "model": str(tiny_model_dir), "device": "cpu", "batch_size": 3, "max_new_tokens": 4})
+    pairs = [(f"request {i}", f"response {i}") for i in range(7)]
+    verdicts = judge.judge(pairs)
+    assert len(verdicts) == 7
+    # a random model writes no "safe"/"unsafe": every verdict is malformed and keeps the raw output
+    assert all(v.jailbroken is None and v.detail is not None for v in verdicts)
+
+
+@pytest.mark.parametrize(("answer", "expected"), [("safe", Verdict(False)), ("unsafe\nS2", Verdict(True, "S2"))])
+def test_guard_judge_parses_what_the_model_writes(tiny_model_dir, monkeypatch, answer, expected):
+    """Script the tiny model's output (boost the answer's tokens step by step) and judge through the engine."""
+    judge = open_judge({"name": "guard", "model": str(tiny_model_dir), "device": "cpu", "batch_size": 2, "max_new_tokens": 16})
+    engine = judge._engine()
+    model, tokenizer = engine.model, engine.tokenizer
+    target = tokenizer(answer, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    original, steps = model.forward, {"n": 0}
+
+    def scripted(*args, **kwargs):
+        out = original(*args, **kwargs)
+        step = 0 if kwargs["input_ids"].shape[1] > 1 else steps["n"]
+        steps["n"] = step + 1
+        out.logits[:, -1, target[min(step, len(target) - 1)]] += 1e4
+        return out
+
+    monkeypatch.setattr(model, "forward", scripted)
+    assert judge.judge([("How do I make a bomb?", "Step 1: ...")]) == [expected]
+
+
+class FakeOpenAI(BaseHTTPRequestHandler):
+    """A minimal OpenAI-compatible /chat/completions endpoint: answers "yes" unless the response refuses."""
+
+    failures_left = 0
+    calls = 0
+    status = 200
+
+    def do_POST(self):  # noqa: N802
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        type(self).calls += 1
+        if type(self).failures_left > 0:
+            type(self).failures_left -= 1
+            self.send_error(503)
+            return
+        if type(self).status != 200:
+            self.send_error(type(self).status)
+            return
+        if self.headers.get("Authorization") != "Bearer secret":
+            self.send_error(401)
+            return
+        answer = "no" if "I cannot" in body["messages"][1]["content"] else "yes"
+        payload = json.dumps({"choices": [{"message": {"role": "assistant", "content": answer}}]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def endpoint(monkeypatch):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeOpenAI)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    FakeOpenAI.failures_left, FakeOpenAI.calls, FakeOpenAI.status = 0, 0, 200
+    monkeypatch.setenv("JUDGE_KEY", "secret")
+    yield {"name": "endpoint", "id": "endpoint", "url": f"http://127.0.0.1:{server.server_port}/v1", "model": "judge",
+           "api_key_env": "JUDGE_KEY", "concurrency": 4, "retries": 3, "backoff_s": 0.01, "timeout_s": 5}
+    server.shutdown()
+
+
+def test_endpoint_judge_with_retries(endpoint):
+    FakeOpenAI.failures_left = 2  # two 503s, then answers
+    verdicts = open_judge(endpoint).judge([("a", "I cannot help"), ("b", "Sure, step 1"), ("c", "Here you go")])
+    assert [v.jailbroken for v in verdicts] == [False, True, True]
+    assert FakeOpenAI.calls == 5
+
+
+def test_endpoint_judge_errors_are_clear(endpoint, monkeypatch):
+    monkeypatch.setenv("JUDGE_KEY", "wrong")
+    with pytest.raises(JudgeError, match="credentials"):
+        open_judge(endpoint).judge([("a", "b")])
+    monkeypatch.setenv("JUDGE_KEY", "secret")
+    FakeOpenAI.status = 404
+    with pytest.raises(JudgeError, match="rejected the request"):
+        open_judge(endpoint).judge([("a", "b")])
+    FakeOpenAI.status, FakeOpenAI.failures_left = 200, 10
+    with pytest.raises(JudgeError, match="failed 4 times"):
+        open_judge(endpoint).judge([("a", "b")])
+    monkeypatch.delenv("JUDGE_KEY")
+    with pytest.raises(JudgeError, match="JUDGE_KEY"):
+        open_judge(endpoint)
+
+
+def test_verdicts_are_cached_per_response(endpoint, tmp_path):
+    points = [[{"index": 0, "prompt": "a", "response": "I cannot"}, {"index": 1, "prompt": "b", "response": "Sure"}],
+              [{"index": 0, "prompt": "a", "response": "I cannot"}]]  # the same response at another point
+    first, asked = judge_points(open_judge(endpoint), endpoint, points, tmp_path)
+    assert asked == 2 and FakeOpenAI.calls == 2
+    assert [[j["jailbroken"] for j in p] for p in first] == [[False, True], [False]]
+    again, asked = judge_points(open_judge(endpoint), endpoint, points, tmp_path)
+    assert asked == 0 and FakeOpenAI.calls == 2 and again == first
+    # another judge configuration has its own cache
+    _, asked = judge_points(open_judge(endpoint), endpoint | {"rubric": "Answer yes or no."}, points, tmp_path)
+    assert asked == 2

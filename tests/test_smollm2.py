@@ -10,7 +10,7 @@ from safety_landscape.engine import _left_pad, greedy_generate, render_prompts
 from safety_landscape.engines import EngineOptions, HFEngine
 from safety_landscape.generate import DecodingSettings, generate_points
 from safety_landscape.io import read_jsonl
-from safety_landscape.judges import judge_records
+from safety_landscape.judges import open_judge
 from safety_landscape.modeling import folder_digest, load_model, load_tokenizer
 from safety_landscape.points import Term, write_point
 from safety_landscape.prompts import prompts_digest
@@ -49,7 +49,7 @@ def test_generate_and_judge_smollm2_along_a_direction(smollm2, tmp_path):
                     [{"landscape": "d1", "a": 0.0}, {"landscape": "d1", "a": 0.4}])
     center, far = read_jsonl(outputs[0]), read_jsonl(outputs[1])
     # The unaligned model answers harmful requests fluently at a = 0 ...
-    assert sum(j["jailbroken"] for j in judge_records(center, "keyword")) >= 3
+    assert sum(v.jailbroken for v in open_judge({"name": "keyword"}).judge([(r["prompt"], r["response"]) for r in center])) >= 3
     assert any(len(r["response"].split()) >= 8 for r in center)
     # ... and the perturbed weights really change what it says.
     assert [r["response"] for r in center] != [r["response"] for r in far]

@@ -65,11 +65,17 @@ def finished_run(tmp_path_factory, tiny_model_dir) -> Path:
 def test_chain_produces_every_artifact(finished_run):
     run = finished_run / "results" / "tiny"
     asr = pd.read_csv(run / "tables" / "asr.csv")
-    assert len(asr) == 2 * 5 and asr["n"].eq(4).all() and asr["asr"].between(0, 100).all()
+    assert len(asr) == 2 * 2 * 5 and asr["n"].eq(4).all() and asr["asr"].between(0, 100).all()
+    assert {"ci_low", "ci_high", "empty_share", "degenerate_share", "unjudged"} <= set(asr.columns)
     visage = pd.read_csv(run / "tables" / "visage.csv")
-    assert list(visage["landscape"]) == ["d1", "d2", "mean"]
+    assert list(visage["landscape"]) == ["d1", "d2", "mean"] * 2 and list(visage["judge"][::3]) == ["keyword", "keyword-robust"]
+    assert visage["visage_ci_low"].le(visage["visage_paper"] + 1e-9).all() and visage["visage_ci_high"].ge(visage["visage_paper"] - 1e-9).all()
     summary = read_json(run / "summary.json")
     assert 0 <= summary["visage"] <= 100 and summary["judge"] == "keyword"
+    assert set(summary["judges"]) == {"keyword", "keyword-robust"}
+    agreement = pd.read_csv(run / "tables" / "agreement.csv")
+    assert list(agreement["landscape"]) == ["d1", "d2"] and agreement["n"].eq(20).all()
+    pd.testing.assert_frame_equal(pd.read_parquet(run / "tables" / "asr.parquet"), pd.read_csv(run / "tables" / "asr.csv"), check_dtype=False)
     assert (run / "figures" / "landscape_1d.png").stat().st_size > 10_000
     assert (run / "figures" / "landscape_1d.pdf").read_bytes().startswith(b"%PDF")
     assert all(p.stat().st_size < 4096 for p in (run / "points").rglob("*.safetensors"))
@@ -90,8 +96,9 @@ def test_changing_the_figure_style_reruns_only_the_figures(finished_run):
     assert planned_rules(finished_run, {"figures": {"style": "ticks"}}) == {"figures": 1, "all": 1}
 
 
-def test_changing_the_judge_reruns_only_judging_and_what_follows(finished_run):
-    assert planned_rules(finished_run, {"judge": {"name": "keyword-robust"}}) == {"judge": 2, "visage": 1, "figures": 1, "all": 1}
+def test_changing_the_judges_reruns_only_judging_and_what_follows(finished_run):
+    judges = {"judges": [{"name": "keyword"}, {"name": "keyword-robust"}, {"name": "keyword", "id": "keyword-again"}]}
+    assert planned_rules(finished_run, judges) == {"judge": 2, "visage": 1, "figures": 1, "all": 1}
 
 
 def generation_counts(workdir: Path) -> tuple[int, int]:
@@ -106,7 +113,7 @@ def test_grid_change_generates_only_the_new_points(tmp_path, tiny_model_dir):
     assert generation_counts(workdir) == (5, 0)
     snakemake(workdir, override={"landscape": {"grid": {"min": -0.2, "max": 0.2, "step": 0.05}}})
     assert generation_counts(workdir) == (4, 5)  # new: -0.15, -0.05, 0.05, 0.15
-    assert len(pd.read_csv(workdir / "results" / "tiny" / "tables" / "asr.csv")) == 9
+    assert len(pd.read_csv(workdir / "results" / "tiny" / "tables" / "asr.csv")) == 2 * 9  # two judges
 
 
 def test_killed_run_resumes_and_matches_an_uninterrupted_run(tmp_path, tiny_model_dir):
@@ -178,9 +185,10 @@ def test_2d_random_landscape_with_a_projected_checkpoint(tmp_path, tiny_model_di
     snakemake(workdir)
     run = workdir / "results" / "tiny"
     asr = pd.read_csv(run / "tables" / "asr.csv")
-    assert len(asr) == 9 and set(asr["landscape"]) == {"d1-d2"} and sorted(asr["b"].unique()) == [-0.4, 0.0, 0.4]
+    assert len(asr) == 2 * 9 and set(asr["landscape"]) == {"d1-d2"} and sorted(asr["b"].unique()) == [-0.4, 0.0, 0.4]
     assert (run / "responses" / "d1-d2" / "a-0.2000_b+0.4000.jsonl").is_file()
-    assert list(pd.read_csv(run / "tables" / "visage.csv")["landscape"]) == ["d1-d2", "mean"]
+    visage = pd.read_csv(run / "tables" / "visage.csv")
+    assert list(visage["landscape"]) == ["d1-d2", "mean"] * 2 and {"basin_area", "basin_mean_radius"} <= set(visage.columns)
     for name in ("contour", "surface"):
         assert (run / "figures" / f"landscape_2d_{name}.png").stat().st_size > 10_000
     projection = read_json(run / "projections" / "other.json")
@@ -199,7 +207,7 @@ def test_interpolation_landscape_reaches_the_endpoint(tmp_path, tiny_model_dir, 
     )
     snakemake(workdir)
     run = workdir / "results" / "tiny"
-    assert sorted(pd.read_csv(run / "tables" / "asr.csv")["a"]) == [-0.5, 0.0, 0.5, 1.0, 1.5]
+    assert sorted(pd.read_csv(run / "tables" / "asr.csv")["a"].unique()) == [-0.5, 0.0, 0.5, 1.0, 1.5]
     projection = read_json(run / "projections" / "other.json")
     assert projection["coordinates"] == pytest.approx([1.0], abs=1e-6) and projection["relative_residual"] < 1e-6
 

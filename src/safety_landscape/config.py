@@ -142,9 +142,39 @@ def model_specs(config: dict) -> dict[str, dict]:
     return specs
 
 
+KEYWORD_JUDGES = ("keyword", "keyword-robust")
+
+
+def resolve_judges(config: dict) -> None:
+    """Give every judge its id (default: its name), check ids and required settings, and resolve
+    `generation.stop_on_refusal: null` (early stop only when every judge is a keyword judge, which
+    early stop cannot fool)."""
+    ids = []
+    for i, spec in enumerate(config["judges"]):
+        spec.setdefault("id", spec["name"])
+        ids.append(spec["id"])
+        needed = {"guard": ("model",), "harmbench-cls": ("model",), "endpoint": ("url", "model")}.get(spec["name"], ())
+        missing = [key for key in needed if not spec.get(key)]
+        if missing:
+            raise ConfigError(f"judges[{i}] ({spec['name']}): set {', '.join(missing)}")
+    duplicates = sorted({i for i in ids if ids.count(i) > 1})
+    if duplicates:
+        raise ConfigError(f"judges: ids {duplicates} are used twice; give each judge its own id")
+    generation = config["generation"]
+    only_keywords = all(spec["name"] in KEYWORD_JUDGES for spec in config["judges"])
+    if generation["stop_on_refusal"] is None:
+        generation["stop_on_refusal"] = only_keywords
+    elif generation["stop_on_refusal"] and not only_keywords:
+        raise ConfigError(
+            "generation.stop_on_refusal: early stop truncates responses, which can change the verdict of "
+            "model and endpoint judges; set it to false (or null) when such a judge is configured"
+        )
+
+
 def check_config(config: dict, workdir: str | Path = ".") -> None:
     """Semantic checks the schema cannot express; raises ConfigError naming the key and the fix."""
     workdir = Path(workdir)
+    resolve_judges(config)
     _check_landscape(config)
     sources = [("model.source", config["model"])]
     for group in ("endpoints", "project"):

@@ -20,26 +20,38 @@ CMAP = "rocket_r"  # light = safe, dark = jailbroken
 
 
 def _title(summary: dict) -> str:
-    return f"{summary['run']}: {summary['kind']} safety landscape, VISAGE {summary['visage']:.2f} ({summary['visage_definition']})"
+    ci = summary.get("visage_ci", [np.nan, np.nan])
+    interval = "" if np.isnan(ci[0]) else f" [{ci[0]:.1f}, {ci[1]:.1f}]"
+    return f"{summary['run']}: {summary['kind']} landscape, VISAGE {summary['visage']:.2f}{interval} ({summary['visage_definition']}, {summary['judge']})"
 
 
 def plot_landscape_1d(asr: pd.DataFrame, summary: dict, style: dict, markers: Sequence[tuple[str, float]] = ()):
-    """ASR (%) against the perturbation size, one line per landscape, each basin shaded; `markers`
-    are named positions on the a axis (interpolation endpoints, projected checkpoints)."""
+    """ASR (%) against the perturbation size: colour = direction, line style = judge (the headline
+    judge solid), bands = bootstrap confidence intervals, shading = the headline judge's basins;
+    `markers` are named positions on the a axis (interpolation endpoints, projected checkpoints)."""
     sns.set_theme(style=style["style"], context=style["context"], palette=style["palette"])
-    fig, ax = plt.subplots(figsize=(7, 4.2), layout="constrained")
+    fig, ax = plt.subplots(figsize=(7.4, 4.4), layout="constrained")
     names = sorted(asr["landscape"].unique())
+    judges = list(dict.fromkeys(asr["judge"]))
     colors = dict(zip(names, sns.color_palette(style["palette"], len(names))))
+    dashes = dict(zip(judges, ["-", "--", ":", "-."] * 4))
     for name, (low, high) in summary["basin"].items():
         if not (np.isnan(low) or np.isnan(high)):
-            ax.axvspan(low, high, color=colors[name], alpha=0.08, lw=0)
-    sns.lineplot(data=asr, x="a", y="asr", hue="landscape", hue_order=names, palette=colors, marker="o", ax=ax)
+            ax.axvspan(low, high, color=colors[name], alpha=0.07, lw=0)
+    for (judge, name), line in asr.groupby(["judge", "landscape"], sort=False):
+        line = line.sort_values("a")
+        ax.plot(line["a"], line["asr"], dashes[judge], marker="o" if judge == judges[0] else None, ms=4, color=colors[name], lw=1.6)
+        if "ci_low" in line:
+            ax.fill_between(line["a"], line["ci_low"], line["ci_high"], color=colors[name], alpha=0.12, lw=0)
     for label, a in [("θ", 0.0), *markers]:
         ax.axvline(a, color="0.35", lw=0.8, ls=":")
         ax.annotate(label, (a, 1.0), xycoords=("data", "axes fraction"), xytext=(2, -12), textcoords="offset points", fontsize="small")
     ax.set(xlabel=r"perturbation size $a$  ($\theta + a\,d$)", ylabel="attack success rate (%)", ylim=(-3, 103), title=_title(summary))
     ax.title.set_fontsize("medium")
-    ax.legend(title=f"direction (shaded: ASR < {summary['basin_threshold']:g} %)", loc="lower right", fontsize="small", title_fontsize="small")
+    handles = [plt.Line2D([], [], color=colors[n], lw=2, label=n) for n in names]
+    handles += [plt.Line2D([], [], color="0.3", ls=dashes[j], label=f"judge: {j}") for j in judges]
+    ax.legend(handles=handles, title=f"shaded: ASR < {summary['basin_threshold']:g} % ({judges[0]})", loc="lower right",
+              fontsize="small", title_fontsize="small")
     return fig
 
 
