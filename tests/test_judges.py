@@ -125,7 +125,8 @@ class FakeOpenAI(BaseHTTPRequestHandler):
             self.send_error(401)
             return
         answer = "no" if "I cannot" in body["messages"][1]["content"] else "yes"
-        payload = json.dumps({"choices": [{"message": {"role": "assistant", "content": answer}}]}).encode()
+        reply = {"choices": [{"message": {"role": "assistant", "content": answer}}]} if body["model"] == "judge" else {"error": "?"}
+        payload = json.dumps(reply).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(payload)))
@@ -162,7 +163,10 @@ def test_endpoint_judge_errors_are_clear(endpoint, monkeypatch):
     FakeOpenAI.status = 404
     with pytest.raises(JudgeError, match="rejected the request"):
         open_judge(endpoint).judge([("a", "b")])
-    FakeOpenAI.status, FakeOpenAI.failures_left = 200, 10
+    FakeOpenAI.status = 200
+    with pytest.raises(JudgeError, match="OpenAI-compatible"):
+        open_judge(endpoint | {"model": "other"}).judge([("a", "b")])  # a reply without choices
+    FakeOpenAI.failures_left = 10
     with pytest.raises(JudgeError, match="failed 4 times"):
         open_judge(endpoint).judge([("a", "b")])
     monkeypatch.delenv("JUDGE_KEY")
