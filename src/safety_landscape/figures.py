@@ -22,7 +22,8 @@ CMAP = "rocket_r"  # light = safe, dark = jailbroken
 def _title(summary: dict) -> str:
     ci = summary.get("visage_ci", [np.nan, np.nan])
     interval = "" if np.isnan(ci[0]) else f" [{ci[0]:.1f}, {ci[1]:.1f}]"
-    return f"{summary['run']}: {summary['kind']} landscape, VISAGE {summary['visage']:.2f}{interval} ({summary['visage_definition']}, {summary['judge']})"
+    return (f"{summary['run']}: {summary['kind']} landscape\n"
+            f"VISAGE {summary['visage']:.2f}{interval} ({summary['visage_definition']} definition, judge {summary['judge']})")
 
 
 def plot_landscape_1d(asr: pd.DataFrame, summary: dict, style: dict, markers: Sequence[tuple[str, float]] = ()):
@@ -30,7 +31,7 @@ def plot_landscape_1d(asr: pd.DataFrame, summary: dict, style: dict, markers: Se
     judge solid), bands = bootstrap confidence intervals, shading = the headline judge's basins;
     `markers` are named positions on the a axis (interpolation endpoints, projected checkpoints)."""
     sns.set_theme(style=style["style"], context=style["context"], palette=style["palette"])
-    fig, ax = plt.subplots(figsize=(7.4, 4.4), layout="constrained")
+    fig, ax = plt.subplots(figsize=(8.6, 4.6), layout="constrained")
     names = sorted(asr["landscape"].unique())
     judges = list(dict.fromkeys(asr["judge"]))
     colors = dict(zip(names, sns.color_palette(style["palette"], len(names))))
@@ -50,8 +51,8 @@ def plot_landscape_1d(asr: pd.DataFrame, summary: dict, style: dict, markers: Se
     ax.title.set_fontsize("medium")
     handles = [plt.Line2D([], [], color=colors[n], lw=2, label=n) for n in names]
     handles += [plt.Line2D([], [], color="0.3", ls=dashes[j], label=f"judge: {j}") for j in judges]
-    ax.legend(handles=handles, title=f"shaded: ASR < {summary['basin_threshold']:g} % ({judges[0]})", loc="lower right",
-              fontsize="small", title_fontsize="small")
+    ax.legend(handles=handles, title=f"shaded: basin,\nASR < {summary['basin_threshold']:g} % ({judges[0]})", loc="center left",
+              bbox_to_anchor=(1.01, 0.5), fontsize="small", title_fontsize="small")
     return fig
 
 
