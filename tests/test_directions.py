@@ -110,3 +110,4 @@ def test_interpolation_direction_is_the_weight_difference(checkpoint, tmp_path):
 def test_low_precision_storage(checkpoint, tmp_path):
     direction, _ = make(checkpoint, tmp_path / "d", dtype=torch.bfloat16)
     assert all(t.dtype == torch.bfloat16 for _, t in direction)
+
