@@ -242,3 +242,9 @@ def test_slurm_profile_plans_gpu_jobs(tmp_path, tiny_model_dir):
     proc = snakemake(workdir, "-n", "--profile", str(REPO / "profiles" / "slurm"))
     assert re.search(r"^generate_d1_job1\s+1$", proc.stdout, re.M)
     assert "gpu=2" in proc.stdout.replace(" ", "")
+
+
+def test_html_report_builds(finished_run):
+    snakemake(finished_run, "--report", str(finished_run / "report.html"))
+    html = (finished_run / "report.html").read_text(errors="replace")
+    assert "keyword-robust" in html and "landscape_1d.png" in html
