@@ -1,5 +1,4 @@
 import pandas as pd
-import torch
 
 from conftest import ADVBENCH
 from safety_landscape.engine import _left_pad, greedy_generate, render_prompts
