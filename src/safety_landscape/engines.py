@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -18,7 +17,7 @@ from .directions import CheckpointReader
 from .engine import Generation, greedy_generate
 from .fastdecode import static_greedy_generate
 from .modeling import load_model, load_tokenizer
-from .points import DirectionStore, Perturber, Term, combine
+from .points import DirectionStore, OriginalWeights, Perturber, Term, perturbed_tensors
 
 log = logging.getLogger(__name__)
 ENGINES = ("hf", "vllm")
@@ -79,34 +78,17 @@ class VLLMEngine:
         )
         self.tokenizer = load_tokenizer(options.model_path, options.trust_remote_code)
         self.device = "cuda" if on_gpu else "cpu"
-        self.dtype = getattr(torch, options.dtype)
-        self.offload = options.offload
         self.store = DirectionStore(self.device, options.offload)
-        self.checkpoint = CheckpointReader(options.model_path)
-        self.origin: dict[str, torch.Tensor] = {}  # W0 of the tensors perturbed so far (not with offload "disk")
+        checkpoint, dtype = CheckpointReader(options.model_path), getattr(torch, options.dtype)
+        self.original = OriginalWeights(lambda name: checkpoint.get(name).to(dtype), self.device, options.offload)
         self.touched: set[str] = set()
 
-    def _original(self, name: str) -> torch.Tensor:
-        """W0 of one tensor, read once from the checkpoint (every time with offload "disk")."""
-        if name in self.origin:
-            return self.origin[name]
-        w0 = self.checkpoint.get(name).to(self.dtype)
-        if self.offload == "disk":
-            return w0
-        on_host = self.offload == "cpu" or self.device == "cpu"
-        self.origin[name] = (w0.pin_memory() if self.device != "cpu" else w0) if on_host else w0.to(self.device)
-        return self.origin[name]
-
     def set_point(self, terms: Sequence[Term]) -> None:
-        directions: list[tuple[Mapping[str, torch.Tensor], float]] = [(self.store.get(t), t.coefficient) for t in terms]
-        names = {n for tensors, _ in directions for n in tensors.keys()} | self.touched
-        weights = []
-        for name in sorted(names):
-            update = [(t[name], c) for t, c in directions if c != 0.0 and name in t.keys()]
-            weights.append((name, combine(self._original(name), update, self.device)))
-        self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": weights, "is_checkpoint_format": True})
+        directions = [(self.store.get(t), t.coefficient) for t in terms]
+        touched, tensors = perturbed_tensors(directions, self.touched, self.original, self.device)
+        self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": list(tensors), "is_checkpoint_format": True})
         self.llm.reset_prefix_cache()
-        self.touched = names
+        self.touched = touched
 
     def generate(self, prompt_ids: Sequence[Sequence[int]], max_new_tokens: int, batch_size: int, stop_on_refusal: bool) -> list[Generation]:
         from vllm import SamplingParams

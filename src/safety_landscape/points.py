@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 from safetensors import safe_open
@@ -88,6 +88,45 @@ def combine(w0: torch.Tensor, update: Sequence[tuple[torch.Tensor, float]], devi
     return acc.to(w0.dtype)
 
 
+class OriginalWeights:
+    """W0 per tensor name, kept where `offload` says: a copy on `device` ("none"), a copy in pinned
+    host memory ("cpu"), or nothing: `read` again at every use ("disk")."""
+
+    def __init__(self, read: Callable[[str], torch.Tensor], device, offload: str):
+        if offload not in OFFLOADS:
+            raise ValueError(f"generation.offload: {offload!r} is not one of {OFFLOADS}")
+        self.read, self.device, self.offload = read, torch.device(device), offload
+        self.kept: dict[str, torch.Tensor] = {}
+
+    def __getitem__(self, name: str) -> torch.Tensor:
+        if self.offload == "disk":
+            return self.read(name)
+        if name not in self.kept:
+            w0 = self.read(name)
+            if self.offload == "cpu":
+                w0 = w0.to("cpu", copy=True)
+                self.kept[name] = w0.pin_memory() if self.device.type == "cuda" else w0
+            else:
+                self.kept[name] = w0.to(self.device, copy=True)
+        return self.kept[name]
+
+
+def perturbed_tensors(
+    terms: Sequence[tuple[Mapping[str, torch.Tensor], float]], restore: set[str], original: OriginalWeights, device
+) -> tuple[set[str], Iterator[tuple[str, torch.Tensor]]]:
+    """The tensors of a grid point: W0 + sum_i c_i d_i for every tensor a direction touches, and W0 for
+    the tensors in `restore` (perturbed at the previous point). Returns (the touched names, the tensors)."""
+    touched = {name for tensors, _ in terms for name in tensors.keys()}
+    names = sorted(touched | restore)
+
+    def tensors() -> Iterator[tuple[str, torch.Tensor]]:
+        for name in names:
+            update = [(t[name], c) for t, c in terms if c != 0.0 and name in t.keys()]
+            yield name, combine(original[name], update, device)
+
+    return touched, tensors()
+
+
 class Perturber:
     """Sets W = W0 + sum_i c_i d_i from the original weights W0 every time (float32 accumulation).
 
@@ -98,35 +137,27 @@ class Perturber:
     """
 
     def __init__(self, model, offload: str = "none", checkpoint: str | None = None):
-        if offload not in OFFLOADS:
-            raise ValueError(f"generation.offload: {offload!r} is not one of {OFFLOADS}")
         if offload == "disk" and checkpoint is None:
             raise ValueError("offload 'disk' needs the model's checkpoint folder")
         self.params = dict(model.named_parameters())
-        self.offload = offload
-        self.reader = CheckpointReader(checkpoint) if offload == "disk" else None
-        self.origin: dict[str, torch.Tensor] = {}
-
-    def _original(self, name: str) -> torch.Tensor:
-        if self.reader is not None:
-            return self.reader.get(name).to(self.params[name].dtype)
-        if name not in self.origin:
-            w0 = self.params[name].detach()
-            self.origin[name] = w0.to("cpu", copy=True).pin_memory() if self.offload == "cpu" and w0.is_cuda else w0.clone()
-        return self.origin[name]
+        self.device = model.device
+        if offload == "disk":
+            reader = CheckpointReader(checkpoint)
+            read = lambda name: reader.get(name).to(self.params[name].dtype)  # noqa: E731
+        else:
+            read = lambda name: self.params[name].detach()  # noqa: E731
+        self.original = OriginalWeights(read, self.device, offload)
+        self.touched: set[str] = set()
 
     def set(self, terms: Sequence[tuple[Mapping[str, torch.Tensor], float]]) -> None:
-        touched = {name for tensors, _ in terms for name in tensors.keys()} | self.origin.keys()
-        unknown = touched - self.params.keys()
+        unknown = {name for tensors, _ in terms for name in tensors.keys()} - self.params.keys()
         if unknown:
             raise KeyError(f"direction tensors {sorted(unknown)[:5]} are not parameters of the model; regenerate the directions for this model")
+        touched, tensors = perturbed_tensors(terms, self.touched, self.original, self.device)
         with torch.no_grad():
-            for name in sorted(touched):
-                param = self.params[name]
-                update = [(t[name], c) for t, c in terms if c != 0.0 and name in t.keys()]
-                param.copy_(combine(self._original(name), update, param.device), non_blocking=True)
-        if self.reader is not None:
-            self.origin = dict.fromkeys(touched)  # remember what to restore; the values stay on disk
+            for name, value in tensors:
+                self.params[name].copy_(value, non_blocking=True)
+        self.touched = touched
 
 
 class DirectionStore:
