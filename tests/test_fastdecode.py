@@ -5,7 +5,7 @@ from collections import Counter
 import pytest
 import torch
 
-from conftest import build_tiny_tokenizer
+from conftest import build_tiny_tokenizer, tiny_llama_config
 from safety_landscape import engine
 from safety_landscape.engine import greedy_generate
 from safety_landscape.fastdecode import static_greedy_generate
@@ -22,19 +22,13 @@ def tokenizer():
 
 
 def tiny_llama(tokenizer, dtype, device):
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from transformers import LlamaForCausalLM
 
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=128,
-        intermediate_size=256,
+    config = tiny_llama_config(
+        tokenizer,
         num_hidden_layers=3,
         num_attention_heads=4,
         num_key_value_heads=2,
-        max_position_embeddings=256,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
         initializer_range=0.2,  # spread-out logits: greedy choices are not near-ties
     )
     torch.manual_seed(0)
