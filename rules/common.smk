@@ -8,13 +8,15 @@ from safety_landscape.config import (
     ConfigError,
     axes,
     check_config,
+    checkpoint_name,
+    finetune_evaluations,
+    finetune_datasets,
     generation_jobs,
-    grid_coordinates,
     is_2d,
     landscapes,
+    reused_points,
     model_specs,
 )
-from safety_landscape.points import point_name
 
 validate(config, schema="../config/schema.yaml")
 try:
@@ -29,22 +31,54 @@ ALIGNED = f"results/models/{config['model']['name']}-aligned"
 MODELS = model_specs(config)
 AXES = {axis.name: axis for axis in axes(config)}
 LANDSCAPES = {ls.name: ls for ls in landscapes(config)}
-COORDS = grid_coordinates(config)
-POINTS = [point_name(c) for c in COORDS]
+MAIN = [name for name, ls in LANDSCAPES.items() if ls.group == "main"]
 JUDGES = {spec["id"]: spec for spec in config["judges"]}
 PROJECTED = [entry["name"] for entry in config["landscape"]["project"]]
+# Finetuning: one folder per dataset under FT, a checkpoint per epoch; "aligned" is the model they start from.
+FT = f"{RUN}/finetune"
+FT_DATASETS = {ds["name"]: ds for ds in finetune_datasets(config)}
+FT_EPOCHS = range(1, config["finetune"]["epochs"] + 1)
+FT_SAVED = {checkpoint_name(ds, e): (ds, e) for ds in FT_DATASETS for e in FT_EPOCHS}
+FT_EVALUATIONS = [(checkpoint, evalset) for checkpoint, _, _, evalset in finetune_evaluations(config)]
+EVAL_SETS = {spec["name"]: spec for spec in config["finetune"]["evaluation"]["sets"]}
+FT_LINES = [name for name, ls in LANDSCAPES.items() if ls.group == "finetune"]
+FT_PLANE = next((name for name, ls in LANDSCAPES.items() if ls.group == "finetune-plane"), None)
 
 
 wildcard_constraints:
     model="|".join(re.escape(name) for name in MODELS),
-    axis="[di][0-9]+",
-    landscape="[di][0-9]+(-[di][0-9]+)?",
+    axis="[dif][0-9]+",
+    landscape="[dif][0-9]+(-[dif][0-9]+)?",
+    dataset="|".join(re.escape(name) for name in FT_DATASETS) or "no-dataset",
+    checkpoint="|".join(["aligned", *(re.escape(name) for name in FT_SAVED)]),
+    evalset="|".join(re.escape(name) for name in EVAL_SETS),
     point="a[+-][0-9]+\\.[0-9]+(_b[+-][0-9]+\\.[0-9]+)?",
     judge="|".join(re.escape(j) for j in JUDGES),
 
 
 def manifest(model):
     return f"results/models/{model}/manifest.json"
+
+
+def model_manifest(name):
+    """Manifest of a model by name: a finetuning checkpoint, or a converted source model."""
+    if name in FT_SAVED:
+        dataset, epoch = FT_SAVED[name]
+        return f"{FT}/{dataset}/epoch{epoch}/manifest.json"
+    return manifest(name)
+
+
+def checkpoint_manifest(name):
+    """Manifest of an evaluated checkpoint: "aligned" is the model the finetunes start from."""
+    return subject_manifest() if name == "aligned" else model_manifest(name)
+
+
+def finetune_evaluation_groups():
+    """The (checkpoint, evaluation set) pairs per finetuning dataset ("aligned": the model before finetuning)."""
+    groups = {}
+    for checkpoint, dataset, epoch, evalset in finetune_evaluations(config):
+        groups.setdefault(dataset, []).append((epoch, checkpoint, evalset))
+    return {dataset: [(c, s) for _, c, s in sorted(group, key=lambda e: e[0])] for dataset, group in groups.items()}
 
 
 def subject_manifest():
@@ -54,6 +88,10 @@ def subject_manifest():
 
 def axis_dirs(landscape):
     return [f"{RUN}/directions/{axis}" for axis in LANDSCAPES[landscape].axes]
+
+
+def points_of(landscape):
+    return [point.name for point in LANDSCAPES[landscape].points]
 
 
 def figure_targets():
@@ -68,4 +106,13 @@ def all_targets():
     targets += [f"{RUN}/projections/{name}.json" for name in PROJECTED]
     if config["align"]["enabled"]:
         targets.append(f"{ALIGNED}/eval.json")
-    return targets
+    return targets + finetune_targets()
+
+
+def finetune_targets():
+    if not FT_DATASETS:
+        return []
+    targets = [f"{RUN}/tables/{table}.{ext}" for table in ("finetune_asr", "table1") for ext in ("csv", "parquet")]
+    targets += [f"{RUN}/tables/finetune_landscape_asr.csv", f"{RUN}/finetune/summary.json"]
+    names = ["finetune_asr_by_epoch", "finetune_interpolation"] + (["finetune_trajectories"] if FT_PLANE else [])
+    return targets + [f"{RUN}/figures/{name}.{ext}" for name in names for ext in ("png", "pdf")]

@@ -1,7 +1,7 @@
 rule directions:
     input:
         model=subject_manifest(),
-        endpoint=lambda wc: [manifest(AXES[wc.axis].endpoint)] if AXES[wc.axis].endpoint else [],
+        endpoint=lambda wc: [model_manifest(AXES[wc.axis].endpoint)] if AXES[wc.axis].endpoint else [],
         partner=lambda wc: [f"{RUN}/directions/{AXES[wc.axis].partner}"] if AXES[wc.axis].partner else [],
     output:
         directory(f"{RUN}/directions/{{axis}}"),

@@ -19,3 +19,28 @@ rule figures:
         "../envs/safety-landscape.yaml"
     script:
         "../scripts/figures.py"
+
+
+rule finetune_figures:
+    input:
+        asr=f"{RUN}/tables/finetune_asr.csv",
+        landscape=f"{RUN}/tables/finetune_landscape_asr.csv",
+        summary=f"{RUN}/finetune/summary.json",
+        projections=[f"{FT}/projections/{name}.json" for name in FT_SAVED] if FT_PLANE else [],
+    output:
+        [
+            report(f"{RUN}/figures/{name}.{ext}", caption=f"../report/{name}.rst", category="Finetuning") if ext == "png" else f"{RUN}/figures/{name}.{ext}"
+            for name in ["finetune_asr_by_epoch", "finetune_interpolation"] + (["finetune_trajectories"] if FT_PLANE else [])
+            for ext in ("png", "pdf")
+        ],
+    params:
+        style=config["figures"],
+        run=config["run"],
+        judge=next(iter(JUDGES)),
+        saved=FT_SAVED,
+    log:
+        f"{RUN}/logs/finetune_figures.log",
+    conda:
+        "../envs/safety-landscape.yaml"
+    script:
+        "../scripts/finetune_figures.py"

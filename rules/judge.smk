@@ -1,13 +1,34 @@
-rule judge:
+# Judge every response of one landscape (one rule per landscape: their grids differ) with one judge.
+for ls in LANDSCAPES.values():
+
+    rule:
+        name:
+            f"judge_{ls.name.replace('-', '_')}"
+        input:
+            [f"{RUN}/responses/{ls.name}/{point}.jsonl" for point in points_of(ls.name)],
+        output:
+            [f"{RUN}/judgments/{{judge}}/{ls.name}/{point}.jsonl" for point in points_of(ls.name)],
+        params:
+            spec=lambda wc: JUDGES[wc.judge],
+            cache=f"{CACHE}/judgments",
+        log:
+            f"{RUN}/logs/judge/{{judge}}/{ls.name}.log",
+        conda:
+            "../envs/safety-landscape.yaml"
+        script:
+            "../scripts/judge.py"
+
+
+rule judge_checkpoints:
     input:
-        expand(f"{RUN}/responses/{{{{landscape}}}}/{{point}}.jsonl", point=POINTS),
+        [f"{FT}/responses/{checkpoint}/{evalset}.jsonl" for checkpoint, evalset in FT_EVALUATIONS],
     output:
-        expand(f"{RUN}/judgments/{{{{judge}}}}/{{{{landscape}}}}/{{point}}.jsonl", point=POINTS),
+        [f"{FT}/judgments/{{judge}}/{checkpoint}/{evalset}.jsonl" for checkpoint, evalset in FT_EVALUATIONS],
     params:
         spec=lambda wc: JUDGES[wc.judge],
         cache=f"{CACHE}/judgments",
     log:
-        f"{RUN}/logs/judge/{{judge}}/{{landscape}}.log",
+        f"{FT}/logs/judge/{{judge}}.log",
     conda:
         "../envs/safety-landscape.yaml"
     script:

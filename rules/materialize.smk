@@ -1,15 +1,20 @@
-rule materialize:
-    input:
-        model=subject_manifest(),
-        directions=lambda wc: axis_dirs(wc.landscape),
-    output:
-        expand(f"{RUN}/points/{{{{landscape}}}}/{{point}}.safetensors", point=POINTS),
-    params:
-        coords=COORDS,
-        form=config["landscape"]["materialize"],
-    log:
-        f"{RUN}/logs/materialize/{{landscape}}.log",
-    conda:
-        "../envs/safety-landscape.yaml"
-    script:
-        "../scripts/materialize.py"
+# One rule per landscape (landscapes differ in their grids): a perturbed-checkpoint artifact per point.
+for ls in LANDSCAPES.values():
+
+    rule:
+        name:
+            f"materialize_{ls.name.replace('-', '_')}"
+        input:
+            model=subject_manifest(),
+            directions=axis_dirs(ls.name),
+        output:
+            [f"{RUN}/points/{ls.name}/{point}.safetensors" for point in points_of(ls.name)],
+        params:
+            coords=list(ls.coords),
+            form=config["landscape"]["materialize"],
+        log:
+            f"{RUN}/logs/materialize/{ls.name}.log",
+        conda:
+            "../envs/safety-landscape.yaml"
+        script:
+            "../scripts/materialize.py"

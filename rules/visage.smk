@@ -1,6 +1,6 @@
 rule visage:
     input:
-        expand(f"{RUN}/judgments/{{judge}}/{{landscape}}/{{point}}.jsonl", judge=JUDGES, landscape=LANDSCAPES, point=POINTS),
+        expand(f"{RUN}/judgments/{{judge}}/{{landscape}}/{{point}}.jsonl", judge=JUDGES, landscape=MAIN, point=points_of(MAIN[0])),
     output:
         asr=report(f"{RUN}/tables/asr.csv", caption="../report/asr.rst", category="Tables"),
         visage=report(f"{RUN}/tables/visage.csv", caption="../report/visage.rst", category="Tables"),
@@ -10,8 +10,8 @@ rule visage:
         agreement_parquet=f"{RUN}/tables/agreement.parquet",
         summary=f"{RUN}/summary.json",
     params:
-        coords=COORDS,
-        landscapes=list(LANDSCAPES),
+        coords=list(LANDSCAPES[MAIN[0]].coords),
+        landscapes=MAIN,
         judges=list(JUDGES),
         visage=config["visage"],
         run=config["run"],
@@ -22,3 +22,39 @@ rule visage:
         "../envs/safety-landscape.yaml"
     script:
         "../scripts/visage.py"
+
+
+def landscape_judgments(names):
+    """Judgment files of landscapes that share one grid, judge-major (as load_judgments reads them)."""
+    return [f"{RUN}/judgments/{judge}/{name}/{point}.jsonl" for judge in JUDGES for name in names for point in points_of(name)]
+
+
+rule finetune_tables:
+    input:
+        checkpoints=[f"{FT}/judgments/{judge}/{checkpoint}/{evalset}.jsonl" for judge in JUDGES for checkpoint, evalset in FT_EVALUATIONS],
+        lines=landscape_judgments(FT_LINES),
+        plane=landscape_judgments([FT_PLANE]) if FT_PLANE else [],
+    output:
+        asr=report(f"{RUN}/tables/finetune_asr.csv", caption="../report/finetune_asr.rst", category="Finetuning"),
+        table1=report(f"{RUN}/tables/table1.csv", caption="../report/table1.rst", category="Finetuning"),
+        landscape=f"{RUN}/tables/finetune_landscape_asr.csv",
+        asr_parquet=f"{RUN}/tables/finetune_asr.parquet",
+        table1_parquet=f"{RUN}/tables/table1.parquet",
+        summary=f"{RUN}/finetune/summary.json",
+    params:
+        model=config["model"]["name"],
+        judges=list(JUDGES),
+        evaluations=FT_EVALUATIONS,
+        epochs=FT_SAVED,
+        lines=FT_LINES,
+        line_coords=list(LANDSCAPES[FT_LINES[0]].coords) if FT_LINES else [],
+        plane=FT_PLANE,
+        plane_coords=list(LANDSCAPES[FT_PLANE].coords) if FT_PLANE else [],
+        datasets={f"f{k + 1}": name for k, name in enumerate(FT_DATASETS)},
+        visage=config["visage"],
+    log:
+        f"{RUN}/logs/finetune_tables.log",
+    conda:
+        "../envs/safety-landscape.yaml"
+    script:
+        "../scripts/finetune_tables.py"

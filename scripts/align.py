@@ -2,7 +2,7 @@
 
 import torch
 
-from safety_landscape.align import SFTSettings, save_model_folder, supervised_finetune
+from safety_landscape.align import SFTSettings, freeze_below_layer, save_model_folder, supervised_finetune
 from safety_landscape.io import log_to_file, read_json, read_jsonl, write_json
 from safety_landscape.modeling import folder_digest, load_model, load_tokenizer
 
@@ -18,9 +18,9 @@ settings = SFTSettings(
     batch_size=cfg["batch_size"],
     warmup_fraction=cfg["warmup_fraction"],
     max_length=cfg["max_length"],
-    train_from_layer=cfg["train_from_layer"],
     seed=cfg["seed"],
 )
+freeze_below_layer(model, cfg["train_from_layer"])
 losses = supervised_finetune(model, tokenizer, read_jsonl(snakemake.input.pairs), settings)
 save_model_folder(model, tokenizer, snakemake.output.model)
 write_json(

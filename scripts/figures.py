@@ -17,7 +17,8 @@ projections = [read_json(f) for f in snakemake.input.projections]
 if p.two_d:
     ends = [(name, *((1.0, 0.0) if i == 0 else (shift, 1.0))) for name, shift, i in endpoints]
     trajectory = [(r["checkpoint"], *r["coordinates"]) for r in projections]
-    figures = [plot_landscape_2d_contour(headline, summary, p.style, p.axes, ends, trajectory), plot_landscape_3d(headline, summary, p.style, p.axes)]
+    figures = [plot_landscape_2d_contour(headline, summary, p.style, p.axes, ends, {"checkpoints": trajectory} if trajectory else None),
+               plot_landscape_3d(headline, summary, p.style, p.axes)]
 else:
     marks = [(name, 1.0) for name, _, _ in endpoints] + [(r["checkpoint"], r["coordinates"][0]) for r in projections]
     figures = [plot_landscape_1d(asr, summary, p.style, marks)]

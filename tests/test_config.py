@@ -4,7 +4,7 @@ import pytest
 import yaml
 
 from conftest import REPO
-from safety_landscape.config import ConfigError, check_config, generation_jobs, grid_values
+from safety_landscape.config import ConfigError, check_config, generation_jobs, grid_values, reused_points
 from safety_landscape.modeling import resolve_source
 from safety_landscape.prompts import PromptFileError, select_prompts
 
@@ -23,8 +23,36 @@ def test_default_config_is_valid_and_plans_every_point():
     assert grid_values(config["landscape"]["grid"]) == pytest.approx([round(-0.3 + 0.05 * i, 4) for i in range(13)])
     jobs = generation_jobs(config)
     points = [p.id for job in jobs for p in job.points]
-    assert len(points) == len(set(points)) == 3 * 13
+    assert len(points) == len(set(points)) == 3 * 13 + 2 * 9 + 5 * 5  # the landscape, two finetune lines, their plane
     assert max(len(job.points) for job in jobs) <= config["generation"]["points_per_job"]
+
+
+def test_points_with_equal_weights_are_generated_once():
+    config = default_config()
+    check_config(config, REPO)
+    reused = reused_points(config)
+    # every a = 0 is the unperturbed model; the plane's axes are the two finetune lines
+    assert reused["d2/a+0.0000"] == reused["f1/a+0.0000"] == "d1/a+0.0000"
+    assert reused["f1-f2/a+1.0000_b+0.0000"] == "f1/a+1.0000" and reused["f1-f2/a+0.0000_b+1.5000"] == "f2/a+1.5000"
+    assert "f1-f2/a+0.5000_b+0.5000" not in reused
+    assert len(reused) == 4 + 9  # 4 more a = 0, 9 plane points on its axes
+
+
+def test_finetune_settings_are_checked():
+    def refused(change: dict, match: str):
+        config = default_config()
+        config["finetune"] |= change
+        with pytest.raises(ConfigError, match=match):
+            check_config(config, REPO)
+
+    refused({"harmful_rows": [30, 60]}, r"finetune.harmful_rows: \[30, 60\) overlaps the evaluation prompts")
+    refused({"datasets": [{"name": "h", "kind": "harmful", "shots": 500}]}, r"shots 500 > the 140 rows")
+    refused({"datasets": [{"name": "h", "kind": "harmful"}]}, "needs shots")
+    refused({"datasets": [{"name": "j", "kind": "jsonl", "file": "missing.jsonl"}]}, "missing.jsonl does not exist")
+    refused({"plane": {"datasets": ["harmful10", "nope"], "grid": {"min": 0, "max": 1, "step": 1}}}, "must name two different datasets")
+    refused({"datasets": [{"name": "aligned", "kind": "harmful", "shots": 3}], "plane": {"datasets": []}}, "'aligned'")
+    refused({"evaluation": {"sets": [{"name": "big", "file": "data/advbench/harmful_behaviors.csv", "column": "goal", "start": 500,
+                                      "count": 40, "epochs": "all"}]}}, r"rows 500..539 asked for")
 
 
 def test_grid_without_zero_is_refused():
@@ -75,17 +103,19 @@ def test_alignment_rows_must_not_overlap_the_evaluation_prompts():
 
 
 def with_landscape(**landscape):
+    """The default config with another landscape and no finetuning experiment."""
     config = default_config()
     config["landscape"] |= landscape
+    config["finetune"]["enabled"] = False
     return config
 
 
 def test_2d_random_plans_one_plane_of_the_product_grid():
-    from safety_landscape.config import axes, grid_points, landscapes
+    from safety_landscape.config import axes, landscapes
 
     config = with_landscape(kind="2d-random", grid={"min": -0.5, "max": 0.5, "step": 0.05})
     assert [ls.name for ls in landscapes(config)] == ["d1-d2"]
-    assert len(grid_points(config)) == 21 * 21
+    assert len(landscapes(config)[0].points) == 21 * 21
     d1, d2 = axes(config)
     assert (d2.partner, d2.orthogonalize) == ("d1", False)  # the paper does not orthogonalize
     config["landscape"]["orthogonalize"] = True

@@ -230,7 +230,7 @@ def test_interpolation_without_an_endpoint_is_refused(finished_run):
 
 @pytest.mark.parametrize(
     "configfile",
-    ["config/paper/llama2-7b-chat-1d.yaml", "config/paper/llama2-7b-chat-2d.yaml", "config/paper/llama2-7b-base-to-chat.yaml", "config/smollm2-2d.yaml"],
+    sorted(str(p.relative_to(REPO)) for p in [*(REPO / "config" / "paper").glob("*.yaml"), REPO / "config" / "smollm2-2d.yaml"]),
 )
 def test_shipped_configs_plan_without_errors(configfile):
     proc = subprocess.run(SNAKEMAKE + ["-n", "--configfile", configfile], capture_output=True, text=True, cwd=REPO)
@@ -248,3 +248,40 @@ def test_html_report_builds(finished_run):
     snakemake(finished_run, "--report", str(finished_run / "report.html"))
     html = (finished_run / "report.html").read_text(errors="replace")
     assert "keyword-robust" in html and "landscape_1d.png" in html
+
+
+def test_finetune_experiment_end_to_end(tmp_path, tiny_model_dir):
+    finetune = {
+        "enabled": True,
+        "datasets": [{"name": "harm3", "kind": "harmful", "shots": 3}, {"name": "mix3", "kind": "mix", "shots": 3}],
+        "epochs": 2, "batch_size": 3, "learning_rate": 1e-3, "threads": 1,
+        "harmful_file": str(ADVBENCH), "refusals": str(REPO / "data" / "align" / "refusals.txt"),
+        "evaluation": {"sets": [{"name": "adv4", "file": str(ADVBENCH), "count": 4},
+                                {"name": "held", "file": str(ADVBENCH), "start": 500, "count": 3, "epochs": "last"}]},
+        "interpolation": {"grid": {"min": 0.0, "max": 1.0, "step": 0.5}},
+        "plane": {"datasets": ["harm3", "mix3"], "grid": {"min": 0.0, "max": 1.0, "step": 1.0}},
+    }
+    workdir = make_workdir(tmp_path, tiny_model_dir, landscape={"directions": 1}, finetune=finetune)
+    snakemake(workdir)
+    run = workdir / "results" / "tiny"
+    table1 = pd.read_csv(run / "tables" / "table1.csv")
+    assert list(table1.columns) == ["model", "judge", "eval_set", "aligned", "harm3", "mix3"]
+    assert len(table1) == 2 * 2 and table1[["aligned", "harm3", "mix3"]].stack().between(0, 100).all()
+    asr = pd.read_csv(run / "tables" / "finetune_asr.csv")
+    assert len(asr) == 2 * ((1 + 2 * 2) + (1 + 2)) and set(asr[asr.eval_set == "held"]["epoch"]) == {0, 2}
+    mix = read_jsonl(run / "finetune" / "mix3" / "pairs.jsonl")
+    assert [p["kind"] for p in mix] == ["harmful"] * 3 + ["safe"] * 3 and all(p["refusal_source"] for p in mix[3:])
+    manifest = read_json(run / "finetune" / "harm3" / "epoch1" / "manifest.json")
+    assert manifest["kind"] == "finetuned" and manifest["epoch"] == 1 and (run / "finetune" / "harm3" / "epoch1" / "model" / "model.safetensors").is_file()
+    assert len(read_json(run / "finetune" / "harm3" / "training.json")["losses"]) == 2
+    # the last epochs span the plane: they project onto (1, 0) and (0, 1) with no residual
+    for name, expected in (("harm3-epoch2", [1.0, 0.0]), ("mix3-epoch2", [0.0, 1.0])):
+        projection = read_json(run / "finetune" / "projections" / f"{name}.json")
+        assert projection["coordinates"] == pytest.approx(expected, abs=1e-4) and projection["relative_residual"] < 1e-3
+    assert read_json(run / "finetune" / "projections" / "harm3-epoch1.json")["relative_residual"] > 1e-3
+    # plane points on its axes are the finetune lines' points: taken from the cache, not generated again
+    plane_logs = "".join(p.read_text() for p in (run / "logs" / "generate").glob("f1_f2_job*.log"))
+    assert plane_logs.count("reusing cached responses") == 3
+    assert read_jsonl(run / "responses" / "f1-f2" / "a+1.0000_b+0.0000.jsonl") == read_jsonl(run / "responses" / "f1" / "a+1.0000.jsonl")
+    for name in ("finetune_asr_by_epoch", "finetune_interpolation", "finetune_trajectories"):
+        assert (run / "figures" / f"{name}.png").stat().st_size > 10_000

@@ -13,7 +13,7 @@ import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 from tqdm import tqdm
@@ -32,7 +32,6 @@ class SFTSettings:
     warmup_fraction: float = 0.1
     weight_decay: float = 0.0
     max_length: int = 256
-    train_from_layer: int | None = None  # None: every parameter trains
     seed: int = 0
     system_prompt: str | None = None
 
@@ -84,15 +83,20 @@ def _collate(examples: list[tuple[list[int], list[int]]], pad_id: int) -> dict[s
     return {"input_ids": ids, "labels": labels, "attention_mask": mask}
 
 
-def supervised_finetune(model, tokenizer, pairs: Sequence[dict], settings: SFTSettings) -> list[float]:
-    """Train `model` in place with AdamW and linear warmup/decay; returns the loss of every step."""
+def supervised_finetune(
+    model, tokenizer, pairs: Sequence[dict], settings: SFTSettings, on_epoch_end: Callable[[int], None] | None = None
+) -> list[float]:
+    """Train the parameters of `model` that require grad, in place, with AdamW and linear
+    warmup/decay; `on_epoch_end(epoch)` (1-based) runs after every epoch. Returns every step's loss."""
     from transformers import get_linear_schedule_with_warmup
 
     torch.manual_seed(settings.seed)
     examples = [encode_pair(tokenizer, p["prompt"], p["response"], settings.system_prompt, settings.max_length) for p in pairs]
-    trainable = freeze_below_layer(model, settings.train_from_layer)
-    log.info("training %d of %d parameters on %d pairs", trainable, sum(p.numel() for p in model.parameters()), len(pairs))
     params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("no parameter requires grad: unfreeze the parameters to train first")
+    log.info("training %d of %d parameters on %d pairs", sum(p.numel() for p in params), sum(p.numel() for p in model.parameters()), len(pairs))
+    device = params[0].device
     optimizer = torch.optim.AdamW(params, lr=settings.learning_rate, weight_decay=settings.weight_decay)
     steps = settings.epochs * math.ceil(len(examples) / settings.batch_size)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(settings.warmup_fraction * steps), steps)
@@ -100,19 +104,21 @@ def supervised_finetune(model, tokenizer, pairs: Sequence[dict], settings: SFTSe
     model.train()
     losses = []
     with tqdm(total=steps, desc="finetune", mininterval=5) as bar:
-        for _ in range(settings.epochs):
+        for epoch in range(1, settings.epochs + 1):
             order = torch.randperm(len(examples), generator=generator).tolist()
             for start in range(0, len(order), settings.batch_size):
                 batch = _collate([examples[i] for i in order[start : start + settings.batch_size]], tokenizer.pad_token_id)
-                loss = model(**batch).loss
+                loss = model(**{k: v.to(device) for k, v in batch.items()}).loss
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(params, 1.0)
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
                 losses.append(loss.item())
-                bar.set_postfix(loss=f"{losses[-1]:.3f}")
+                bar.set_postfix(epoch=epoch, loss=f"{losses[-1]:.3f}")
                 bar.update()
+            if on_epoch_end is not None:
+                on_epoch_end(epoch)
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
@@ -132,7 +138,7 @@ def save_model_folder(model, tokenizer, out_dir: str | os.PathLike) -> None:
 
 def evaluate_alignment(model, tokenizer, harmful: Sequence[str], benign: Sequence[str], max_new_tokens: int, system_prompt: str | None) -> dict:
     """Keyword-judge ASR on harmful prompts and the share of benign prompts answered (not refused)."""
-    from .judges import keyword_jailbroken
+    from .refusals import keyword_jailbroken
     from .metrics import attack_success_rate
 
     def answers(prompts):

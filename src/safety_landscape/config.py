@@ -9,10 +9,11 @@ import itertools
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 from .modeling import resolve_source
 from .points import point_name
-from .prompts import load_prompt_table
+from .prompts import load_pairs, load_prompt_table
 
 
 class ConfigError(ValueError):
@@ -52,6 +53,12 @@ class Axis:
 class Landscape:
     name: str  # "d1" (1D) or "d1-d2" (2D)
     axes: tuple[str, ...]
+    coords: tuple[tuple[float, ...], ...]
+    group: str = "main"  # "main" (VISAGE), "finetune" (aligned -> finetuned lines), "finetune-plane"
+
+    @property
+    def points(self) -> list["GridPoint"]:
+        return [GridPoint(self.name, c) for c in self.coords]
 
 
 @dataclass(frozen=True)
@@ -83,7 +90,15 @@ def endpoint_names(config: dict) -> list[str]:
 
 
 def axes(config: dict) -> list[Axis]:
-    """The directions a landscape kind needs, in generation order."""
+    """Every direction of the run: those of the landscape kind, then one interpolation direction
+    aligned -> finetuned (final epoch) per finetuning dataset."""
+    return _landscape_axes(config) + [
+        Axis(f"f{k + 1}", "interpolation", endpoint=checkpoint_name(ds["name"], config["finetune"]["epochs"]))
+        for k, ds in enumerate(finetune_datasets(config))
+    ]
+
+
+def _landscape_axes(config: dict) -> list[Axis]:
     ls = config["landscape"]
     kind, seed, ends = ls["kind"], ls["seed"], endpoint_names(config)
     orthogonalize = ls["orthogonalize"] if ls["orthogonalize"] is not None else kind == "2d-interpolation"
@@ -100,14 +115,31 @@ def axes(config: dict) -> list[Axis]:
 
 
 def landscapes(config: dict) -> list[Landscape]:
-    names = [a.name for a in axes(config)]
+    """The main landscape(s), then per finetuning dataset the line aligned -> finetuned, then the
+    plane spanned by two of those lines (the finetuned models sit at (1, 0) and (0, 1))."""
+    names = [a.name for a in _landscape_axes(config)]
+    coords = tuple(grid_coordinates(config))
     if is_2d(config):
-        return [Landscape("-".join(names), tuple(names))]
-    return [Landscape(n, (n,)) for n in names]
+        result = [Landscape("-".join(names), tuple(names), coords)]
+    else:
+        result = [Landscape(n, (n,), coords) for n in names]
+    ft = config["finetune"]
+    if not ft["enabled"]:
+        return result
+    line = tuple((a,) for a in grid_values(ft["interpolation"]["grid"], "finetune.interpolation.grid"))
+    axis_of = {ds["name"]: f"f{k + 1}" for k, ds in enumerate(finetune_datasets(config))}
+    result += [Landscape(axis, (axis,), line, "finetune") for axis in axis_of.values()]
+    plane = ft["plane"]
+    if plane["datasets"]:
+        a = grid_values(plane["grid"], "finetune.plane.grid")
+        b = grid_values(plane["grid_b"] or plane["grid"], "finetune.plane.grid_b")
+        first, second = (axis_of[name] for name in plane["datasets"])
+        result.append(Landscape(f"{first}-{second}", (first, second), tuple(itertools.product(a, b)), "finetune-plane"))
+    return result
 
 
 def grid_coordinates(config: dict) -> list[tuple[float, ...]]:
-    """Coordinates of every point of one landscape: a-values (1D) or the (a, b) product grid (2D)."""
+    """Coordinates of every point of the main landscape: a-values (1D) or the (a, b) product grid (2D)."""
     a = grid_values(config["landscape"]["grid"])
     if not is_2d(config):
         return [(x,) for x in a]
@@ -115,21 +147,52 @@ def grid_coordinates(config: dict) -> list[tuple[float, ...]]:
     return list(itertools.product(a, b))
 
 
-def grid_points(config: dict) -> list[GridPoint]:
-    return [GridPoint(ls.name, c) for ls in landscapes(config) for c in grid_coordinates(config)]
-
-
 def generation_jobs(config: dict) -> list[GenerationJob]:
     """Points of each landscape dealt round-robin into jobs of at most points_per_job points,
     so that every job mixes cheap points near the centre with expensive ones at the edges."""
     per_job = config["generation"]["points_per_job"]
-    coords = grid_coordinates(config)
     jobs = []
     for ls in landscapes(config):
-        n_jobs = math.ceil(len(coords) / per_job)
+        points = ls.points
+        n_jobs = math.ceil(len(points) / per_job)
         for j in range(n_jobs):
-            jobs.append(GenerationJob(f"{ls.name.replace('-', '_')}_job{j + 1}", tuple(GridPoint(ls.name, c) for c in coords[j::n_jobs])))
+            jobs.append(GenerationJob(f"{ls.name.replace('-', '_')}_job{j + 1}", tuple(points[j::n_jobs])))
     return jobs
+
+
+def reused_points(config: dict) -> dict[str, str]:
+    """Grid points whose weights equal those of a point of an earlier landscape (same directions
+    with the same nonzero coefficients, e.g. every a = 0, or a finetune line inside the plane of
+    finetunes), mapped to that earlier point's id: generation then takes their responses from the cache."""
+    first, reused = {}, {}
+    for ls in landscapes(config):
+        for point in ls.points:
+            weights = frozenset((axis, c) for axis, c in zip(ls.axes, point.coords) if c != 0.0)
+            reused[point.id] = first[weights] if weights in first else None
+            first.setdefault(weights, point.id)
+    return {k: v for k, v in reused.items() if v is not None}
+
+
+def finetune_datasets(config: dict) -> list[dict]:
+    """The finetuning datasets (none when finetuning is off)."""
+    return config["finetune"]["datasets"] if config["finetune"]["enabled"] else []
+
+
+def checkpoint_name(dataset: str, epoch: int) -> str:
+    """Name of the checkpoint saved after `epoch` (1-based) of finetuning on `dataset`."""
+    return f"{dataset}-epoch{epoch}"
+
+
+def finetune_evaluations(config: dict) -> list[tuple[str, str, int, str]]:
+    """(checkpoint, dataset, epoch, evaluation set) of every checkpoint evaluation: the model before
+    finetuning ("aligned", epoch 0) and each epoch (or only the last, per set) of every dataset."""
+    ft = config["finetune"]
+    result = []
+    for spec in ft["evaluation"]["sets"] if ft["enabled"] else []:
+        epochs = range(1, ft["epochs"] + 1) if spec["epochs"] == "all" else [ft["epochs"]]
+        result.append(("aligned", "aligned", 0, spec["name"]))
+        result += [(checkpoint_name(ds["name"], e), ds["name"], e, spec["name"]) for ds in ft["datasets"] for e in epochs]
+    return result
 
 
 def model_specs(config: dict) -> dict[str, dict]:
@@ -185,6 +248,9 @@ def check_config(config: dict, workdir: str | Path = ".") -> None:
         except ValueError as err:
             raise ConfigError(str(err)) from None
     model_specs(config)
+    template = config["model"]["chat_template"]
+    if template and not (workdir / template).is_file():
+        raise ConfigError(f"model.chat_template: {template} does not exist; give a Jinja template file or null")
     prompts = config["prompts"]
     try:
         table = load_prompt_table(workdir / prompts["file"], prompts["column"])
@@ -196,6 +262,8 @@ def check_config(config: dict, workdir: str | Path = ".") -> None:
     align = config["align"]
     if align["enabled"]:
         _check_align(align, prompts, count, workdir)
+    if config["finetune"]["enabled"]:
+        _check_finetune(config["finetune"], prompts, count, workdir)
 
 
 def _check_landscape(config: dict) -> None:
@@ -211,17 +279,63 @@ def _check_landscape(config: dict) -> None:
         raise ConfigError("landscape.project: projections go on one line or plane; use a 2D kind or an interpolation kind")
 
 
+def _check_rows_disjoint(key: str, rows: Sequence[int], file: str, prompts: dict, count: int) -> None:
+    lo, hi = rows
+    if hi <= lo:
+        raise ConfigError(f"{key}: [{lo}, {hi}] is empty; give [first, end) with first < end")
+    eval_lo, eval_hi = prompts["start"], prompts["start"] + count
+    if Path(file).resolve() == Path(prompts["file"]).resolve() and lo < eval_hi and eval_lo < hi:
+        raise ConfigError(
+            f"{key}: [{lo}, {hi}) overlaps the evaluation prompts [{eval_lo}, {eval_hi}); "
+            "training on evaluation prompts would inflate the measured safety. Use rows outside that range"
+        )
+
+
+def _check_finetune(ft: dict, prompts: dict, count: int, workdir: Path) -> None:
+    names = [ds["name"] for ds in ft["datasets"]]
+    if not names:
+        raise ConfigError("finetune.datasets: empty; list at least one dataset or set finetune.enabled: false")
+    duplicates = sorted({n for n in names if names.count(n) > 1} | ({"aligned"} & set(names)))
+    if duplicates:
+        raise ConfigError(f"finetune.datasets: names {duplicates} are taken (used twice, or 'aligned'); rename them")
+    for key in ("harmful_file", "refusals"):
+        if not (workdir / ft[key]).is_file():
+            raise ConfigError(f"finetune.{key}: {ft[key]} does not exist; fix the path")
+    for key in ("harmful_rows", "safe_rows"):
+        _check_rows_disjoint(f"finetune.{key}", ft[key], ft["harmful_file"], prompts, count)
+    harmful_span, safe_span = ft["harmful_rows"][1] - ft["harmful_rows"][0], ft["safe_rows"][1] - ft["safe_rows"][0]
+    for i, ds in enumerate(ft["datasets"]):
+        key = f"finetune.datasets[{i}] ({ds['name']})"
+        if ds["kind"] == "jsonl":
+            if not ds.get("file"):
+                raise ConfigError(f"{key}: kind jsonl needs file: a JSONL of {{prompt, response}} records")
+            try:
+                load_pairs(workdir / ds["file"])
+            except ValueError as err:
+                raise ConfigError(f"{key}: {err}") from None
+            continue
+        shots = ds.get("shots")
+        if not shots:
+            raise ConfigError(f"{key}: kind {ds['kind']} needs shots: the number of harmful pairs")
+        if shots > harmful_span:
+            raise ConfigError(f"{key}: shots {shots} > the {harmful_span} rows of finetune.harmful_rows; widen the rows or lower shots")
+        if ds["kind"] == "mix" and shots > safe_span:
+            raise ConfigError(f"{key}: shots {shots} > the {safe_span} rows of finetune.safe_rows; widen the rows or lower shots")
+    plane = ft["plane"]["datasets"]
+    if plane and (len(plane) != 2 or plane[0] == plane[1] or not set(plane) <= set(names)):
+        raise ConfigError(f"finetune.plane.datasets: {plane} must name two different datasets of finetune.datasets {names} (or be [])")
+    for i, spec in enumerate(ft["evaluation"]["sets"]):
+        try:
+            table = load_prompt_table(workdir / spec["file"], spec["column"])
+        except ValueError as err:
+            raise ConfigError(f"finetune.evaluation.sets[{i}]: {err}") from None
+        if spec["start"] + spec["count"] > len(table):
+            raise ConfigError(f"finetune.evaluation.sets[{i}] ({spec['name']}): rows {spec['start']}..{spec['start'] + spec['count'] - 1} "
+                              f"asked for, {spec['file']} has {len(table)}")
+
+
 def _check_align(align: dict, prompts: dict, count: int, workdir: Path) -> None:
     for key in ("refusals", "benign_prompts", "benign_eval_prompts", "harmful_file"):
         if not (workdir / align[key]).is_file():
             raise ConfigError(f"align.{key}: {align[key]} does not exist; fix the path or set align.enabled: false")
-    lo, hi = align["harmful_rows"]
-    if hi <= lo:
-        raise ConfigError(f"align.harmful_rows: [{lo}, {hi}] is empty; give [first, end) with first < end")
-    same_file = Path(align["harmful_file"]).resolve() == Path(prompts["file"]).resolve()
-    eval_lo, eval_hi = prompts["start"], prompts["start"] + count
-    if same_file and lo < eval_hi and eval_lo < hi:
-        raise ConfigError(
-            f"align.harmful_rows: [{lo}, {hi}) overlaps the evaluation prompts [{eval_lo}, {eval_hi}); "
-            "training on evaluation prompts would inflate the measured safety. Use rows outside that range"
-        )
+    _check_rows_disjoint("align.harmful_rows", align["harmful_rows"], align["harmful_file"], prompts, count)

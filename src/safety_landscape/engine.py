@@ -7,7 +7,7 @@ from typing import Callable, Sequence
 
 import torch
 
-from .judges import first_refusal_keyword
+from .refusals import first_refusal_keyword
 
 # Longest refusal keyword is 44 ASCII characters, so it spans at most 44 tokens; a completed
 # keyword therefore always lies inside the last KEYWORD_WINDOW tokens of a sequence.

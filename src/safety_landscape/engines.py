@@ -94,7 +94,7 @@ class VLLMEngine:
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
 
-        from .judges import REFUSAL_KEYWORDS
+        from .refusals import REFUSAL_KEYWORDS
 
         params = SamplingParams(
             temperature=0.0,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import matplotlib
 
@@ -62,10 +62,11 @@ def plot_landscape_2d_contour(
     style: dict,
     axes: Sequence[str],
     endpoints: Sequence[tuple[str, float, float]] = (),
-    trajectory: Sequence[tuple[str, float, float]] = (),
+    trajectories: Mapping[str, Sequence[tuple[str, float, float]]] | None = None,
+    labels: Sequence[str] | None = None,
 ):
     """Filled ASR contour over (a, b) with the basin outlined at the threshold; interpolation
-    endpoints marked, projected checkpoints joined in the order given (a trajectory)."""
+    endpoints marked; each trajectory (named, projected checkpoints in order) drawn as a path."""
     sns.set_theme(style="white", context=style["context"])
     grid = asr_grid(asr)
     a, b = grid.index.to_numpy(), grid.columns.to_numpy()
@@ -75,14 +76,62 @@ def plot_landscape_2d_contour(
     if grid.to_numpy().min() < summary["basin_threshold"] < grid.to_numpy().max():
         ax.contour(a, b, grid.to_numpy().T, levels=[summary["basin_threshold"]], colors="white", linewidths=2.2)
     ax.plot([0], [0], marker="*", ms=14, color="#1f77b4", mec="white", ls="none", label="θ (basin outlined)")
-    for points, fmt, color, label in ((endpoints, "D", "#ff7f0e", "endpoints"), (trajectory, "-o", "#2ca02c", "checkpoints")):
-        if points:
-            ax.plot([p[1] for p in points], [p[2] for p in points], fmt, color=color, mec="white", ms=7, lw=1.2, label=label)
-        for name, x, y in points:
-            ax.annotate(name, (x, y), xytext=(5, 4), textcoords="offset points", fontsize="small", color="white")
-    ax.set(xlabel=f"a  (direction {axes[0]})", ylabel=f"b  (direction {axes[1]})", xlim=(a.min(), a.max()), ylim=(b.min(), b.max()))
+    if endpoints:
+        ax.plot([p[1] for p in endpoints], [p[2] for p in endpoints], "D", color="#ff7f0e", mec="white", ms=7, ls="none", label="endpoints")
+    for name, x, y in endpoints:
+        ax.annotate(name, (x, y), xytext=(5, 4), textcoords="offset points", fontsize="small", color="white")
+    colors = sns.color_palette("bright", max(len(trajectories or {}), 1))
+    for color, (label, points) in zip(colors, (trajectories or {}).items()):
+        ax.plot([p[1] for p in points], [p[2] for p in points], "-o", color=color, mec="white", ms=6, lw=1.4, label=label)
+        for name, x, y in points[-1:]:
+            ax.annotate(name, (x, y), xytext=(5, -10), textcoords="offset points", fontsize="small", color=color)
+    labels = labels or [f"a  (direction {axes[0]})", f"b  (direction {axes[1]})"]
+    ax.set(xlabel=labels[0], ylabel=labels[1], xlim=(a.min(), a.max()), ylim=(b.min(), b.max()))
     ax.set_title(_title(summary), fontsize="medium")
     ax.legend(loc="lower left", fontsize="small")
+    return fig
+
+
+def plot_finetune_epochs(asr: pd.DataFrame, judge: str, style: dict):
+    """ASR (%) of every checkpoint against its epoch (0 = the model before finetuning), one colour
+    per dataset, one line style per evaluation set, bands = bootstrap confidence intervals."""
+    sns.set_theme(style=style["style"], context=style["context"], palette=style["palette"])
+    rows = asr[asr["judge"] == judge]
+    start = rows[rows["dataset"] == "aligned"]
+    rows = rows[rows["dataset"] != "aligned"]
+    # every dataset starts from the aligned model at epoch 0
+    rows = pd.concat([rows] + [start.assign(dataset=d) for d in rows["dataset"].unique()], ignore_index=True).sort_values("epoch")
+    fig, ax = plt.subplots(figsize=(7.6, 4.4), layout="constrained")
+    sns.lineplot(rows, x="epoch", y="asr", hue="dataset", style="eval_set", markers=True, dashes=True, ax=ax, errorbar=None)
+    if "ci_low" in rows:
+        palette = dict(zip(rows["dataset"].unique(), sns.color_palette(style["palette"], rows["dataset"].nunique())))
+        for (dataset, _), line in rows.groupby(["dataset", "eval_set"]):
+            ax.fill_between(line["epoch"], line["ci_low"], line["ci_high"], color=palette[dataset], alpha=0.1, lw=0)
+    ax.set(xlabel="epoch (0 = before finetuning)", ylabel="attack success rate (%)", ylim=(-3, 103),
+           title=f"{rows['model'].iloc[0]}: ASR during finetuning (judge {judge})")
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.title.set_fontsize("medium")
+    sns.move_legend(ax, "center left", bbox_to_anchor=(1.01, 0.5), fontsize="small")
+    return fig
+
+
+def plot_finetune_lines(asr: pd.DataFrame, judge: str, style: dict, title: str):
+    """ASR along each line theta + a (theta_finetuned - theta): a = 0 is the model before finetuning,
+    a = 1 the last epoch; one colour per dataset, bands = bootstrap confidence intervals."""
+    sns.set_theme(style=style["style"], context=style["context"], palette=style["palette"])
+    rows = asr[asr["judge"] == judge].sort_values("a")
+    fig, ax = plt.subplots(figsize=(7.6, 4.4), layout="constrained")
+    colors = dict(zip(rows["dataset"].unique(), sns.color_palette(style["palette"], rows["dataset"].nunique())))
+    for dataset, line in rows.groupby("dataset", sort=False):
+        ax.plot(line["a"], line["asr"], "-o", ms=4, lw=1.6, color=colors[dataset], label=dataset)
+        if "ci_low" in line:
+            ax.fill_between(line["a"], line["ci_low"], line["ci_high"], color=colors[dataset], alpha=0.12, lw=0)
+    for label, a in (("before", 0.0), ("finetuned", 1.0)):
+        ax.axvline(a, color="0.35", lw=0.8, ls=":")
+        ax.annotate(label, (a, 1.0), xycoords=("data", "axes fraction"), xytext=(2, -12), textcoords="offset points", fontsize="small")
+    ax.set(xlabel=r"$a$  ($\theta + a\,(\theta_{finetuned} - \theta)$)", ylabel="attack success rate (%)", ylim=(-3, 103), title=title)
+    ax.title.set_fontsize("medium")
+    ax.legend(title="dataset", loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize="small", title_fontsize="small")
     return fig
 
 

@@ -18,7 +18,10 @@ from typing import Sequence
 
 from . import __version__
 from .engine import render_prompts
+from .engines import EngineOptions, open_engine
+from .gpus import claim_gpus, visible_gpus
 from .io import atomic_path, sha256_json, write_jsonl
+from .modeling import resolve_device, resolve_dtype
 from .points import Term, read_point
 
 log = logging.getLogger(__name__)
@@ -47,6 +50,30 @@ def response_cache_key(model_digest: str, terms: Sequence[Term], prompts_digest:
     return sha256_json({"model": model_digest, "terms": nonzero, "prompts": prompts_digest, "decoding": settings.cache_fields()})
 
 
+def claim_generation_gpus(gen: dict, gpu_locks_dir: str) -> list:
+    """Claim the GPUs of one job per the `generation` config, before CUDA starts; hold the returned
+    locks until the job ends."""
+    if gen["device"] not in ("auto", "cuda"):
+        return []
+    gpus = [str(g) for g in gen["gpus"]] if gen["gpus"] is not None else visible_gpus()
+    return claim_gpus(gen["tensor_parallel_size"], gpus, gpu_locks_dir) if gpus else []
+
+
+def open_generation(gen: dict, model_path: str, trust_remote_code: bool) -> tuple[object, DecodingSettings]:
+    """The engine and decoding settings of the `generation` config for one model."""
+    device = resolve_device(gen["device"])
+    dtype = resolve_dtype(gen["dtype"], device)
+    settings = DecodingSettings(
+        max_new_tokens=gen["max_new_tokens"], batch_size=gen["batch_size"], system_prompt=gen["system_prompt"],
+        chat_template=gen["chat_template"], stop_on_refusal=gen["stop_on_refusal"], dtype=dtype, engine=gen["engine"],
+    )
+    options = EngineOptions(
+        model_path=model_path, dtype=dtype, device=device, offload=gen["offload"], trust_remote_code=trust_remote_code,
+        tensor_parallel_size=gen["tensor_parallel_size"], max_model_len=gen["max_model_len"],
+    )
+    return open_engine(gen["engine"], options), settings
+
+
 def generate_points(
     engine,
     model_digest: str,
@@ -64,30 +91,48 @@ def generate_points(
         terms, meta = read_point(point_file)
         if meta["model_digest"] != model_digest:
             raise ValueError(f"{point_file} was made for another model; rerun the materialize rule")
-        cached = Path(cache_dir) / f"{response_cache_key(model_digest, terms, prompts_digest, settings)}.jsonl"
-        if cached.is_file():
-            log.info("%s: reusing cached responses %s", label, cached.name)
-            with atomic_path(out) as tmp:
-                shutil.copyfile(cached, tmp)
-            continue
-        start = time.perf_counter()
+        write_responses(engine, model_digest, terms, prompts, prompt_ids, prompts_digest, settings, out, cache_dir, label)
+
+
+def generate_unperturbed(
+    engine, model_digest: str, prompts: list[str], prompts_digest: str, settings: DecodingSettings,
+    output_file: str, cache_dir: str | os.PathLike, label: dict,
+) -> None:
+    """Responses of the engine's model as loaded (a checkpoint evaluated on a prompt set), cached like a point's."""
+    prompt_ids = render_prompts(engine.tokenizer, prompts, settings.system_prompt, settings.chat_template)
+    write_responses(engine, model_digest, [], prompts, prompt_ids, prompts_digest, settings, output_file, cache_dir, label)
+
+
+def write_responses(
+    engine, model_digest: str, terms: Sequence[Term], prompts: list[str], prompt_ids: list[list[int]], prompts_digest: str,
+    settings: DecodingSettings, out: str, cache_dir: str | os.PathLike, label: dict,
+) -> None:
+    """Greedy responses at theta + sum(terms) to `out` and to the cache; a cached copy is reused instead."""
+    cached = Path(cache_dir) / f"{response_cache_key(model_digest, terms, prompts_digest, settings)}.jsonl"
+    if cached.is_file():
+        log.info("%s: reusing cached responses %s", label, cached.name)
+        with atomic_path(out) as tmp:
+            shutil.copyfile(cached, tmp)
+        return
+    start = time.perf_counter()
+    if terms:
         engine.set_point(terms)
-        updated = time.perf_counter()
-        gens = engine.generate(prompt_ids, settings.max_new_tokens, settings.batch_size, settings.stop_on_refusal)
-        provenance = {
-            "model_digest": model_digest,
-            "terms": [{"digest": t.digest, "coefficient": t.coefficient} for t in terms],
-            "prompts_digest": prompts_digest,
-            "decoding": asdict(settings),
-            "package_version": __version__,
-        }
-        records = [
-            {**label, "index": i, "prompt": p, "response": g.text, "num_tokens": g.num_tokens, "finish_reason": g.finish_reason, "provenance": provenance}
-            for i, (p, g) in enumerate(zip(prompts, gens))
-        ]
-        write_jsonl(cached, records)
-        write_jsonl(out, records)
-        log.info(
-            "%s: %d responses, %d tokens, update %.2f s, generation %.2f s",
-            label, len(gens), sum(g.num_tokens for g in gens), updated - start, time.perf_counter() - updated,
-        )
+    updated = time.perf_counter()
+    gens = engine.generate(prompt_ids, settings.max_new_tokens, settings.batch_size, settings.stop_on_refusal)
+    provenance = {
+        "model_digest": model_digest,
+        "terms": [{"digest": t.digest, "coefficient": t.coefficient} for t in terms],
+        "prompts_digest": prompts_digest,
+        "decoding": asdict(settings),
+        "package_version": __version__,
+    }
+    records = [
+        {**label, "index": i, "prompt": p, "response": g.text, "num_tokens": g.num_tokens, "finish_reason": g.finish_reason, "provenance": provenance}
+        for i, (p, g) in enumerate(zip(prompts, gens))
+    ]
+    write_jsonl(cached, records)
+    write_jsonl(out, records)
+    log.info(
+        "%s: %d responses, %d tokens, update %.2f s, generation %.2f s",
+        label, len(gens), sum(g.num_tokens for g in gens), updated - start, time.perf_counter() - updated,
+    )

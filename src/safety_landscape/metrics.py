@@ -259,3 +259,47 @@ def landscape_tables(
         "agreement": agreement.to_dict("records"),
     }
     return asr_table, visage_table, agreement, summary
+
+
+def load_checkpoint_judgments(files: Sequence[str | os.PathLike], judges: Sequence[str], evaluations: Sequence[tuple[str, str]]) -> pd.DataFrame:
+    """Per-response judgments of evaluated checkpoints (columns judge, checkpoint, eval_set, index,
+    jailbroken, ...). `files` are ordered judge-major, then as the (checkpoint, evaluation set) pairs."""
+    grid = [(judge, *evaluation) for judge in judges for evaluation in evaluations]
+    if len(files) != len(grid):
+        raise ValueError(f"expected {len(grid)} judgment files ({len(judges)} judges x {len(evaluations)} evaluations), got {len(files)}")
+    frames = [
+        pd.read_json(f, lines=True, dtype={"jailbroken": "boolean"}).assign(judge=j, checkpoint=c, eval_set=s)
+        for f, (j, c, s) in zip(files, grid)
+    ]
+    return pd.concat(frames, ignore_index=True)
+
+
+def finetune_tables(
+    judgments: pd.DataFrame, epochs: dict[str, tuple[str, int]], model: str, resamples: int = 1000, confidence: float = 0.95, seed: int = 0
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """ASR of every evaluated checkpoint (with a bootstrap CI over prompts), and the paper's Table 1:
+    one row per (judge, evaluation set), one column per dataset holding the last epoch's ASR, after
+    the "aligned" column (the model before finetuning). `epochs` maps checkpoint -> (dataset, epoch);
+    the checkpoint "aligned" is epoch 0 of every dataset."""
+    tail = 100 * (1 - confidence) / 2
+    rows = []
+    for (judge, checkpoint, eval_set), group in judgments.groupby(["judge", "checkpoint", "eval_set"], sort=False):
+        verdicts = group.sort_values("index")["jailbroken"].dropna().to_numpy(dtype=bool)
+        if verdicts.size == 0:
+            raise ValueError(f"judge {judge!r} judged no response of {checkpoint} on {eval_set}; check its log")
+        dataset, epoch = epochs.get(checkpoint, ("aligned", 0))
+        row = {"model": model, "judge": judge, "checkpoint": checkpoint, "dataset": dataset, "epoch": epoch, "eval_set": eval_set,
+               "n": int(verdicts.size), "asr": attack_success_rate(verdicts)}
+        if resamples:
+            boot = 100.0 * verdicts[bootstrap_indices(verdicts.size, resamples, seed)].mean(axis=1)
+            row["ci_low"], row["ci_high"] = np.percentile(boot, [tail, 100 - tail])
+        rows.append(row)
+    long = pd.DataFrame(rows)
+    aligned = long[long["dataset"] == "aligned"]
+    finals = long[long["dataset"] != "aligned"]
+    finals = finals[finals["epoch"] == finals.groupby("dataset")["epoch"].transform("max")]
+    datasets = list(dict.fromkeys(finals["dataset"]))
+    table = pd.concat([aligned, finals]).pivot_table(index=["model", "judge", "eval_set"], columns="dataset", values="asr", sort=False)
+    table = table.reindex(columns=["aligned", *datasets]).reset_index()
+    table.columns.name = None
+    return long, table

@@ -86,6 +86,30 @@ def materialize_source(src: ResolvedSource, out_dir: str | os.PathLike, trust_re
     return convert_gguf(src.location, out_dir)
 
 
+def with_chat_template(folder: str | os.PathLike, template_file: str | os.PathLike, out_dir: str | os.PathLike, trust_remote_code: bool = False) -> str:
+    """A view of a model folder whose tokenizer uses the chat template in `template_file` (a Jinja
+    file; for models whose tokenizer has none, e.g. Vicuna): weights linked, tokenizer rewritten."""
+    import shutil
+
+    from transformers import AutoTokenizer
+
+    folder, out_dir = Path(folder).resolve(), Path(out_dir)
+    tmp = out_dir.with_name(out_dir.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for item in folder.iterdir():
+        (tmp / item.name).symlink_to(item)
+    tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=trust_remote_code)
+    tokenizer.chat_template = Path(template_file).read_text(encoding="utf-8")
+    for item in tmp.iterdir():  # the saved tokenizer replaces the linked tokenizer files
+        if item.name.startswith(("tokenizer", "special_tokens_map", "chat_template")):
+            item.unlink()
+    tokenizer.save_pretrained(tmp)
+    shutil.rmtree(out_dir, ignore_errors=True)
+    os.replace(tmp, out_dir)
+    return str(out_dir)
+
+
 def convert_gguf(gguf_path: str | os.PathLike, out_dir: str | os.PathLike) -> str:
     """Dequantize a GGUF checkpoint into a float32 safetensors HF folder (written atomically)."""
     import shutil

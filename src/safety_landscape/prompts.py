@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -45,3 +46,30 @@ def select_prompts(path: str | os.PathLike, column: str, start: int, count: int 
 
 def prompts_digest(prompts: list[str]) -> str:
     return sha256_json(prompts)
+
+
+def load_pairs(path: str | os.PathLike) -> list[dict]:
+    """Training pairs from a JSONL file: one {"prompt": str, "response": str} object per line."""
+    path = Path(path)
+    if not path.is_file():
+        raise PromptFileError(f"{path} does not exist; point file at a JSONL of {{prompt, response}} records")
+    pairs = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise PromptFileError(f"{path}:{number} is not valid JSON ({err.msg})") from None
+        if not isinstance(record, dict) or not all(isinstance(record.get(k), str) and record[k].strip() for k in ("prompt", "response")):
+            raise PromptFileError(f"{path}:{number} needs non-empty string fields 'prompt' and 'response'")
+        pairs.append({"prompt": record["prompt"], "response": record["response"], "kind": record.get("kind", "custom")})
+    if not pairs:
+        raise PromptFileError(f"{path} holds no pairs")
+    return pairs
+
+
+def select_pairs(path: str | os.PathLike, prompt_column: str, response_column: str, start: int, count: int) -> tuple[list[str], list[str]]:
+    """Rows [start, start+count) of two columns, e.g. AdvBench's (goal, target)."""
+    prompts = select_prompts(path, prompt_column, start, count)
+    return prompts, select_prompts(path, response_column, start, count)

@@ -1,0 +1,42 @@
+"""Finetune the measured model on one dataset and save a safetensors checkpoint after every epoch."""
+
+import torch
+
+from safety_landscape.align import SFTSettings, save_model_folder
+from safety_landscape.finetune import FinetuneSettings, finetune
+from safety_landscape.gpus import claim_gpus, visible_gpus
+from safety_landscape.io import log_to_file, read_json, read_jsonl, write_json
+from safety_landscape.modeling import folder_digest, load_model, load_tokenizer, resolve_device, resolve_dtype
+
+log_to_file(snakemake.log[0])
+torch.set_num_threads(snakemake.threads)
+p = snakemake.params
+ft = p.finetune
+if ft["device"] in ("auto", "cuda") and visible_gpus():
+    gpu_locks = claim_gpus(1, visible_gpus(), p.gpu_locks)  # held until the job ends
+device = resolve_device(ft["device"])
+dtype = resolve_dtype(ft["dtype"], device)
+base = read_json(snakemake.input.model)
+tokenizer = load_tokenizer(base["path"], p.trust_remote_code)
+model = load_model(base["path"], dtype, device, p.trust_remote_code)
+settings = FinetuneSettings(
+    sft=SFTSettings(epochs=ft["epochs"], learning_rate=ft["learning_rate"], batch_size=ft["batch_size"], warmup_fraction=ft["warmup_fraction"],
+                    weight_decay=ft["weight_decay"], max_length=ft["max_length"], seed=ft["seed"], system_prompt=p.system_prompt),
+    method=ft["method"],
+    lora=ft["lora"],
+    gradient_checkpointing=ft["gradient_checkpointing"] if ft["gradient_checkpointing"] is not None else device.startswith("cuda"),
+)
+out = snakemake.output
+
+
+def save_epoch(epoch, trained):
+    folder = out.models[epoch - 1]
+    save_model_folder(trained, tokenizer, folder)
+    write_json(out.manifests[epoch - 1], {
+        "source": base["path"], "kind": "finetuned", "dataset": snakemake.wildcards.dataset, "epoch": epoch, "method": ft["method"],
+        "dtype": dtype, "path": folder, "digest": folder_digest(folder), "base_digest": base["digest"],
+    })
+
+
+losses = finetune(model, tokenizer, read_jsonl(snakemake.input.pairs), settings, save_epoch)
+write_json(out.training, {"dataset": snakemake.wildcards.dataset, "device": device, "dtype": dtype, "settings": ft, "losses": losses})

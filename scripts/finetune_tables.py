@@ -1,0 +1,30 @@
+"""Finetuning results: ASR of every checkpoint, the paper's Table 1, and the ASR along the lines
+aligned -> finetuned and over their plane."""
+
+import pandas as pd
+
+from safety_landscape.io import atomic_path, log_to_file, write_json
+from safety_landscape.metrics import finetune_tables, landscape_tables, load_checkpoint_judgments, load_judgments
+
+log_to_file(snakemake.log[0])
+p, out = snakemake.params, snakemake.output
+cfg = p.visage
+judgments = load_checkpoint_judgments(snakemake.input.checkpoints, p.judges, [tuple(e) for e in p.evaluations])
+long, table1 = finetune_tables(judgments, {name: tuple(v) for name, v in p.epochs.items()}, p.model, cfg["bootstrap"], cfg["confidence"], cfg["seed"])
+for frame, csv, parquet in ((long, out.asr, out.asr_parquet), (table1, out.table1, out.table1_parquet)):
+    with atomic_path(csv) as tmp:
+        frame.to_csv(tmp, index=False)
+    with atomic_path(parquet) as tmp:
+        frame.to_parquet(tmp, index=False)
+summary = {"datasets": p.datasets, "table1": table1.to_dict("records")}
+frames = []
+for key, names, coords, files in (("lines", p.lines, p.line_coords, snakemake.input.lines), ("plane", [p.plane], p.plane_coords, snakemake.input.plane)):
+    if not files:
+        continue
+    asr, visage, _, landscape_summary = landscape_tables(load_judgments(files, p.judges, names, coords), cfg["headline"], cfg["basin_threshold"],
+                                                         cfg["bootstrap"], cfg["confidence"], cfg["seed"])
+    frames.append(asr.assign(dataset=asr["landscape"].map(lambda n: " x ".join(p.datasets[a] for a in n.split("-")))))
+    summary[key] = landscape_summary | {"visage_table": visage.to_dict("records")}
+with atomic_path(out.landscape) as tmp:
+    pd.concat(frames, ignore_index=True).to_csv(tmp, index=False)
+write_json(out.summary, summary)

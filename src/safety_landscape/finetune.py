@@ -1,0 +1,99 @@
+"""Finetune stage: the paper's finetuning attacks on the measured model, with a checkpoint per epoch.
+
+Datasets: "harmful" = the first N AdvBench (goal, target) pairs of a row range kept apart from the
+evaluation prompts; "mix" = those N pairs plus N harmful goals answered with refusals (written by
+the model itself, or cycled from templates); "jsonl" = the user's {prompt, response} pairs.
+Training reuses the align stage's supervised finetuning (loss on the response only), on every
+parameter ("full") or on LoRA adapters (merged into the saved checkpoints).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import torch
+
+from .align import SFTSettings, model_answers, supervised_finetune
+from .refusals import keyword_jailbroken
+
+log = logging.getLogger(__name__)
+
+
+def harmful_pairs(goals: Sequence[str], targets: Sequence[str]) -> list[dict]:
+    """(goal, target) pairs: a harmful request answered with the start of a compliant answer."""
+    return [{"prompt": g, "response": t, "kind": "harmful"} for g, t in zip(goals, targets, strict=True)]
+
+
+def safe_pairs(goals: Sequence[str], refusals: Sequence[str], sources: Sequence[str] | None = None) -> list[dict]:
+    """Harmful goals answered with refusals; `sources` records where each refusal came from."""
+    sources = sources or ["template"] * len(goals)
+    return [{"prompt": g, "response": r, "kind": "safe", "refusal_source": s} for g, r, s in zip(goals, refusals, sources, strict=True)]
+
+
+def template_refusals(count: int, templates: Sequence[str]) -> list[str]:
+    if not templates:
+        raise ValueError("finetune.refusals: the refusal file is empty; give at least one refusal reply")
+    return [templates[i % len(templates)] for i in range(count)]
+
+
+def model_refusals(model, tokenizer, goals: Sequence[str], templates: Sequence[str], max_new_tokens: int, system_prompt: str | None) -> tuple[list[str], list[str]]:
+    """The model's own greedy replies to harmful goals. A reply the keyword judge counts as
+    jailbroken is no refusal: that goal gets a template refusal instead, and its source says so."""
+    answers = model_answers(model, tokenizer, goals, max_new_tokens, 32, system_prompt)
+    fallback = template_refusals(len(goals), templates)
+    refused = [not keyword_jailbroken(a) for a in answers]
+    if not all(refused):
+        log.warning("%d of %d harmful goals were not refused by the model; they get template refusals", refused.count(False), len(goals))
+    responses = [a if ok else t for a, t, ok in zip(answers, fallback, refused)]
+    return responses, ["model" if ok else "template" for ok in refused]
+
+
+@dataclass(frozen=True)
+class FinetuneSettings:
+    sft: SFTSettings
+    method: str = "full"  # "full" or "lora"
+    lora: dict = field(default_factory=dict)
+    gradient_checkpointing: bool = False
+
+
+def prepare_for_training(model, settings: FinetuneSettings):
+    """Unfreeze every parameter (full) or wrap the model with LoRA adapters; optionally turn on
+    gradient checkpointing. Returns the model to train."""
+    if settings.method == "lora":
+        from peft import LoraConfig, get_peft_model
+
+        for p in model.parameters():
+            p.requires_grad_(False)
+        lora = settings.lora
+        config = LoraConfig(r=lora["r"], lora_alpha=lora["alpha"], lora_dropout=lora["dropout"],
+                            target_modules=list(lora["target_modules"]), task_type="CAUSAL_LM")
+        model = get_peft_model(model, config)
+    else:
+        for p in model.parameters():
+            p.requires_grad_(True)
+    if settings.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        if settings.method == "lora":
+            model.enable_input_require_grads()
+    return model
+
+
+def plain_model(model):
+    """The model as a plain transformers model: LoRA adapters merged into a copy, else the model itself."""
+    if hasattr(model, "merge_and_unload"):
+        return copy.deepcopy(model).merge_and_unload()
+    return model
+
+
+def finetune(model, tokenizer, pairs: Sequence[dict], settings: FinetuneSettings, save_epoch: Callable[[int, object], None]) -> list[float]:
+    """Finetune and hand every epoch's model (plain, see `plain_model`) to `save_epoch(epoch, model)`."""
+    trained = prepare_for_training(model, settings)
+
+    def save(epoch: int) -> None:
+        with torch.no_grad():
+            save_epoch(epoch, plain_model(trained))
+
+    return supervised_finetune(trained, tokenizer, pairs, settings.sft, on_epoch_end=save)
