@@ -23,7 +23,7 @@ def test_default_config_is_valid_and_plans_every_point():
     assert grid_values(config["landscape"]["grid"]) == pytest.approx([round(-0.3 + 0.05 * i, 4) for i in range(13)])
     jobs = generation_jobs(config)
     points = [p.id for job in jobs for p in job.points]
-    assert len(points) == len(set(points)) == 3 * 13 + 2 * 9 + 5 * 5  # the landscape, two finetune lines, their plane
+    assert len(points) == len(set(points)) == 3 * 13 + 2 * 5 + 5 * 5  # the landscape, two finetune lines, their plane
     assert max(len(job.points) for job in jobs) <= config["generation"]["points_per_job"]
 
 
