@@ -94,6 +94,11 @@ def points_of(landscape):
     return [point.name for point in LANDSCAPES[landscape].points]
 
 
+def landscape_judgments(names):
+    """Judgment files of landscapes that share one grid, judge-major (as load_judgments reads them)."""
+    return [f"{RUN}/judgments/{judge}/{name}/{point}.jsonl" for judge in JUDGES for name in names for point in points_of(name)]
+
+
 def figure_targets():
     if is_2d(config):
         return [f"{RUN}/figures/landscape_2d_{kind}.{ext}" for kind in ("contour", "surface") for ext in ("png", "pdf")]

@@ -24,11 +24,6 @@ rule visage:
         "../scripts/visage.py"
 
 
-def landscape_judgments(names):
-    """Judgment files of landscapes that share one grid, judge-major (as load_judgments reads them)."""
-    return [f"{RUN}/judgments/{judge}/{name}/{point}.jsonl" for judge in JUDGES for name in names for point in points_of(name)]
-
-
 rule finetune_tables:
     input:
         checkpoints=[f"{FT}/judgments/{judge}/{checkpoint}/{evalset}.jsonl" for judge in JUDGES for checkpoint, evalset in FT_EVALUATIONS],
