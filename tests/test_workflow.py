@@ -98,7 +98,7 @@ def test_changing_the_figure_style_reruns_only_the_figures(finished_run):
 
 def test_changing_the_judges_reruns_only_judging_and_what_follows(finished_run):
     judges = {"judges": [{"name": "keyword"}, {"name": "keyword-robust"}, {"name": "keyword", "id": "keyword-again"}]}
-    assert planned_rules(finished_run, judges) == {"judge": 2, "visage": 1, "figures": 1, "all": 1}
+    assert planned_rules(finished_run, judges) == {"judge_d1": 1, "judge_d2": 1, "visage": 1, "figures": 1, "all": 1}
 
 
 def generation_counts(workdir: Path) -> tuple[int, int]:
