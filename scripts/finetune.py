@@ -12,8 +12,9 @@ log_to_file(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
 p = snakemake.params
 ft = p.finetune
-if ft["device"] in ("auto", "cuda") and visible_gpus():
-    gpu_locks = claim_gpus(1, visible_gpus(), p.gpu_locks)  # held until the job ends
+gpus = visible_gpus() if ft["device"] in ("auto", "cuda") else []
+if gpus:
+    gpu_locks = claim_gpus(1, gpus, p.gpu_locks)  # held until the job ends
 device = resolve_device(ft["device"])
 dtype = resolve_dtype(ft["dtype"], device)
 base = read_json(snakemake.input.model)
