@@ -18,14 +18,17 @@ include: "rules/finetune.smk"
 include: "rules/directions.smk"
 include: "rules/materialize.smk"
 include: "rules/generate.smk"
+include: "rules/capability.smk"
 include: "rules/judge.smk"
 include: "rules/project.smk"
 include: "rules/visage.smk"
 include: "rules/figures.smk"
 include: "rules/export.smk"
+include: "rules/bundle.smk"
 
 
 rule all:
     input:
         all_targets(),
+        f"{RUN}/bundle/MANIFEST.json",
     default_target: True

@@ -1,4 +1,5 @@
 # Config validation (schema + semantic checks, one place) and the paths every rule shares.
+import os
 import re
 import sys
 
@@ -14,8 +15,11 @@ from safety_landscape.config import (
     generation_jobs,
     is_2d,
     landscapes,
+    main_variant,
     reused_points,
     model_specs,
+    rule_name,
+    system_prompt_texts,
 )
 
 validate(config, schema="../config/schema.yaml")
@@ -32,6 +36,11 @@ MODELS = model_specs(config)
 AXES = {axis.name: axis for axis in axes(config)}
 LANDSCAPES = {ls.name: ls for ls in landscapes(config)}
 MAIN = [name for name, ls in LANDSCAPES.items() if ls.group == "main"]
+# System prompt variants: the main landscape's label first; "d1@aoa" is d1 answered under the variant "aoa".
+SYSTEM_PROMPTS = system_prompt_texts(config)
+VARIANT_LANDSCAPES = {
+    variant: MAIN if variant == main_variant(config) else [f"{name}@{variant}" for name in MAIN] for variant in SYSTEM_PROMPTS
+}
 JUDGES = {spec["id"]: spec for spec in config["judges"]}
 PROJECTED = [entry["name"] for entry in config["landscape"]["project"]]
 # Finetuning: one folder per dataset under FT, a checkpoint per epoch; "aligned" is the model they start from.
@@ -111,6 +120,10 @@ def all_targets():
     targets += [f"{RUN}/projections/{name}.json" for name in PROJECTED]
     if config["align"]["enabled"]:
         targets.append(f"{ALIGNED}/eval.json")
+    if config["system_prompts"]:
+        targets += [f"{RUN}/tables/system_prompts.csv", *(f"{RUN}/figures/system_prompts.{ext}" for ext in ("png", "pdf"))]
+    if config["capability"]["enabled"]:
+        targets += [f"{RUN}/tables/capability.csv", *(f"{RUN}/figures/capability.{ext}" for ext in ("png", "pdf"))]
     return targets + finetune_targets()
 
 
@@ -121,3 +134,22 @@ def finetune_targets():
     targets += [f"{RUN}/tables/finetune_landscape_asr.csv", f"{RUN}/finetune/summary.json"]
     names = ["finetune_asr_by_epoch", "finetune_interpolation"] + (["finetune_trajectories"] if FT_PLANE else [])
     return targets + [f"{RUN}/figures/{name}.{ext}" for name in names for ext in ("png", "pdf")]
+
+
+def bundle_files():
+    """Bundle path -> file of every artifact the run publishes."""
+    files = [path for path in all_targets() if path.startswith(f"{RUN}/")]
+    for name in LANDSCAPES:
+        files += [f"{RUN}/responses/{name}/{point}.jsonl" for point in points_of(name)]
+    files += landscape_judgments(list(LANDSCAPES))
+    files += [f"{RUN}/directions/{axis}/direction.json" for axis in AXES]
+    if config["capability"]["enabled"]:
+        files += [f"{RUN}/capability/{name}/{point}.json" for name in MAIN for point in points_of(name)]
+    files += [f"{FT}/responses/{checkpoint}/{evalset}.jsonl" for checkpoint, evalset in FT_EVALUATIONS]
+    files += [f"{FT}/judgments/{judge}/{checkpoint}/{evalset}.jsonl" for judge in JUDGES for checkpoint, evalset in FT_EVALUATIONS]
+    files += [f"{FT}/{dataset}/{name}" for dataset in FT_DATASETS for name in ("pairs.jsonl", "training.json")]
+    files += [f"{FT}/projections/{name}.json" for name in FT_SAVED] if FT_PLANE else []
+    bundle = {os.path.relpath(path, RUN): path for path in files}
+    if config["align"]["enabled"]:
+        bundle["aligned/eval.json"] = f"{ALIGNED}/eval.json"
+    return bundle

@@ -2,16 +2,17 @@ rule figures:
     input:
         asr=f"{RUN}/tables/asr.csv",
         summary=f"{RUN}/summary.json",
-        directions=axis_dirs(next(iter(LANDSCAPES))) if len(LANDSCAPES) == 1 else [],
+        headline=f"{RUN}/tables/visage_summary.csv",
+        directions=axis_dirs(MAIN[0]) if len(MAIN) == 1 else [],
         projections=expand(f"{RUN}/projections/{{model}}.json", model=PROJECTED),
     output:
         [
-            report(path, caption="../report/landscape.rst", category="Figures") if path.endswith(".png") else path
+            report(path, caption="../report/landscape.rst", category="Safety landscape", subcategory="Figures") if path.endswith(".png") else path
             for path in figure_targets()
         ],
     params:
         style=config["figures"],
-        axes=LANDSCAPES[next(iter(LANDSCAPES))].axes,
+        axes=LANDSCAPES[MAIN[0]].axes,
         two_d=is_2d(config),
     log:
         f"{RUN}/logs/figures.log",
@@ -44,3 +45,40 @@ rule finetune_figures:
         "../envs/safety-landscape.yaml"
     script:
         "../scripts/finetune_figures.py"
+
+
+rule system_prompt_figures:
+    input:
+        asr=f"{RUN}/tables/system_prompts_asr.csv",
+        table2=f"{RUN}/tables/system_prompts.csv",
+    output:
+        report(f"{RUN}/figures/system_prompts.png", caption="../report/system_prompts.rst", category="System prompts"),
+        f"{RUN}/figures/system_prompts.pdf",
+    params:
+        style=config["figures"],
+        run=config["run"],
+        judge=next(iter(JUDGES)),
+    log:
+        f"{RUN}/logs/system_prompt_figures.log",
+    conda:
+        "../envs/safety-landscape.yaml"
+    script:
+        "../scripts/system_prompt_figures.py"
+
+
+rule capability_figures:
+    input:
+        f"{RUN}/tables/capability.csv",
+    output:
+        report(f"{RUN}/figures/capability.png", caption="../report/capability.rst", category="Capability"),
+        f"{RUN}/figures/capability.pdf",
+    params:
+        style=config["figures"],
+        run=config["run"],
+        judge=next(iter(JUDGES)),
+    log:
+        f"{RUN}/logs/capability_figures.log",
+    conda:
+        "../envs/safety-landscape.yaml"
+    script:
+        "../scripts/capability_figures.py"

@@ -1,5 +1,6 @@
 # One rule per generation job: the model loads once per job, outputs stay one file per point.
 # A point with the weights of an earlier landscape's point waits for it and takes its responses from the cache.
+# A system prompt variant's landscape answers at the main landscape's point artifacts.
 REUSED = reused_points(config)
 for job in generation_jobs(config):
 
@@ -9,14 +10,14 @@ for job in generation_jobs(config):
         input:
             model=subject_manifest(),
             prompts=config["prompts"]["file"],
-            points=[f"{RUN}/points/{p.id}.safetensors" for p in job.points],
+            points=[f"{RUN}/points/{job.landscape.point_landscape}/{p.name}.safetensors" for p in job.points],
             same_weights=[f"{RUN}/responses/{REUSED[p.id]}.jsonl" for p in job.points if p.id in REUSED],
         output:
             [f"{RUN}/responses/{p.id}.jsonl" for p in job.points],
         params:
             labels=[{"landscape": p.landscape, **dict(zip("ab", p.coords))} for p in job.points],
             prompts=config["prompts"],
-            generation=config["generation"],
+            generation=config["generation"] | {"system_prompt": SYSTEM_PROMPTS[job.landscape.variant or main_variant(config)]},
             cache=f"{CACHE}/responses",
             trust_remote_code=config["model"]["trust_remote_code"],
             gpu_locks=f"{CACHE}/gpu-locks",

@@ -3,7 +3,7 @@ for ls in LANDSCAPES.values():
 
     rule:
         name:
-            f"judge_{ls.name.replace('-', '_')}"
+            f"judge_{rule_name(ls.name)}"
         input:
             [f"{RUN}/responses/{ls.name}/{point}.jsonl" for point in points_of(ls.name)],
         output:

@@ -1,9 +1,12 @@
 # One rule per landscape (landscapes differ in their grids): a perturbed-checkpoint artifact per point.
+# System prompt variants reuse their main landscape's artifacts.
 for ls in LANDSCAPES.values():
+    if ls.points_from:
+        continue
 
     rule:
         name:
-            f"materialize_{ls.name.replace('-', '_')}"
+            f"materialize_{rule_name(ls.name)}"
         input:
             model=subject_manifest(),
             directions=axis_dirs(ls.name),

@@ -2,9 +2,10 @@ rule visage:
     input:
         expand(f"{RUN}/judgments/{{judge}}/{{landscape}}/{{point}}.jsonl", judge=JUDGES, landscape=MAIN, point=points_of(MAIN[0])),
     output:
-        asr=report(f"{RUN}/tables/asr.csv", caption="../report/asr.rst", category="Tables"),
-        visage=report(f"{RUN}/tables/visage.csv", caption="../report/visage.rst", category="Tables"),
-        agreement=report(f"{RUN}/tables/agreement.csv", caption="../report/agreement.rst", category="Tables"),
+        asr=report(f"{RUN}/tables/asr.csv", caption="../report/asr.rst", category="Safety landscape", subcategory="Tables"),
+        visage=report(f"{RUN}/tables/visage.csv", caption="../report/visage.rst", category="Safety landscape", subcategory="Tables"),
+        agreement=report(f"{RUN}/tables/agreement.csv", caption="../report/agreement.rst", category="Safety landscape", subcategory="Tables"),
+        headline=f"{RUN}/tables/visage_summary.csv",
         asr_parquet=f"{RUN}/tables/asr.parquet",
         visage_parquet=f"{RUN}/tables/visage.parquet",
         agreement_parquet=f"{RUN}/tables/agreement.parquet",
@@ -53,3 +54,41 @@ rule finetune_tables:
         "../envs/safety-landscape.yaml"
     script:
         "../scripts/finetune_tables.py"
+
+
+rule system_prompt_tables:
+    input:
+        [path for names in VARIANT_LANDSCAPES.values() for path in landscape_judgments(names)],
+    output:
+        table2=report(f"{RUN}/tables/system_prompts.csv", caption="../report/system_prompts_table.rst", category="System prompts"),
+        visage=f"{RUN}/tables/system_prompts_visage.csv",
+        asr=f"{RUN}/tables/system_prompts_asr.csv",
+    params:
+        variants=VARIANT_LANDSCAPES,
+        texts=SYSTEM_PROMPTS,
+        main=MAIN,
+        coords=list(LANDSCAPES[MAIN[0]].coords),
+        judges=list(JUDGES),
+        visage=config["visage"],
+    log:
+        f"{RUN}/logs/system_prompt_tables.log",
+    conda:
+        "../envs/safety-landscape.yaml"
+    script:
+        "../scripts/system_prompt_tables.py"
+
+
+rule capability_table:
+    input:
+        scores=[f"{RUN}/capability/{name}/{point}.json" for name in MAIN for point in points_of(name)],
+        asr=f"{RUN}/tables/asr.csv",
+    output:
+        report(f"{RUN}/tables/capability.csv", caption="../report/capability_table.rst", category="Capability"),
+    params:
+        judge=next(iter(JUDGES)),
+    log:
+        f"{RUN}/logs/capability_table.log",
+    conda:
+        "../envs/safety-landscape.yaml"
+    script:
+        "../scripts/capability_table.py"

@@ -2,7 +2,7 @@
 judge agreement, and a run summary."""
 
 from safety_landscape.io import atomic_path, log_to_file, write_json
-from safety_landscape.metrics import landscape_tables, load_judgments
+from safety_landscape.metrics import landscape_tables, load_judgments, visage_summary_table
 
 log_to_file(snakemake.log[0])
 p = snakemake.params
@@ -17,4 +17,6 @@ for frame, csv, parquet in ((asr, out.asr, out.asr_parquet), (table, out.visage,
         frame.to_csv(tmp, index=False)
     with atomic_path(parquet) as tmp:
         frame.to_parquet(tmp, index=False)
+with atomic_path(out.headline) as tmp:
+    visage_summary_table(summary).to_csv(tmp, index=False)
 write_json(out.summary, summary | {"run": p.run, "kind": p.kind})

@@ -5,7 +5,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from safety_landscape.metrics import attack_success_rate, basin_interval, cohen_kappa, landscape_tables, visage
+from safety_landscape.metrics import (
+    attack_success_rate,
+    basin_interval,
+    capability_table,
+    cohen_kappa,
+    landscape_tables,
+    system_prompt_table,
+    visage,
+    visage_summary_table,
+)
 
 
 def test_attack_success_rate():
@@ -165,3 +174,28 @@ def test_unjudged_responses_are_left_out_of_the_asr(tmp_path):
     asr, _, _, _ = landscape_tables(frame, "paper", 50, resamples=50)
     assert list(asr["asr"]) == [100.0, 0.0, 100.0]
     assert list(asr["n"]) == [2, 1, 1] and list(asr["unjudged"]) == [0, 1, 1]
+
+
+def test_system_prompt_table_and_headline_summary():
+    coords = [(-0.1,), (0.0,), (0.1,)]
+    tables = {}
+    for variant, values in (("default", [100, 0, 100]), ("aoa", [100, 50, 100])):
+        _, tables[variant], _, summary = landscape_tables(judgments_from({"d1": values}, coords), "paper", 50, resamples=50)
+        if variant == "default":
+            headline = visage_summary_table(summary)
+    table2 = system_prompt_table(tables, {"default": None, "aoa": "Obey."}, "paper")
+    assert list(table2["variant"]) == ["default", "aoa"] and list(table2["system_prompt"]) == ["(chat template default)", "Obey."]
+    assert list(table2["visage"]) == pytest.approx([100.0, 50.0]) and list(table2["asr_at_origin"]) == [0.0, 50.0]
+    assert (table2["visage_ci_low"] <= table2["visage"]).all()
+    assert headline.to_dict("records")[0] | {"CI low": 0, "CI high": 0} == {
+        "judge": "keyword", "VISAGE": 100.0, "CI low": 0, "CI high": 0, "paper": 100.0, "reference": 33.33, "ASR at theta (%)": 0.0}
+
+
+def test_capability_table_puts_the_asr_beside_each_point():
+    asr = pd.DataFrame({"judge": ["keyword", "keyword", "other"], "landscape": ["d1"] * 3, "a": [0.0, 0.1, 0.0], "asr": [5.0, 60.0, 1.0]})
+    scores = [{"landscape": "d1", "a": 0.1, "perplexity": 9.0, "mc_accuracy": 40.0}, {"landscape": "d1", "a": 0.0, "perplexity": 3.0, "mc_accuracy": 70.0}]
+    table = capability_table(scores, asr, "keyword")
+    assert table.to_dict("records") == [{"landscape": "d1", "a": 0.0, "asr": 5.0, "perplexity": 3.0, "mc_accuracy": 70.0},
+                                        {"landscape": "d1", "a": 0.1, "asr": 60.0, "perplexity": 9.0, "mc_accuracy": 40.0}]
+    with pytest.raises(ValueError, match="come from different grids"):
+        capability_table(scores + [{"landscape": "d1", "a": 0.2, "perplexity": 1.0, "mc_accuracy": 1.0}], asr, "keyword")

@@ -93,12 +93,12 @@ def test_nothing_reruns_when_nothing_changed(finished_run):
 
 
 def test_changing_the_figure_style_reruns_only_the_figures(finished_run):
-    assert planned_rules(finished_run, {"figures": {"style": "ticks"}}) == {"figures": 1, "all": 1}
+    assert planned_rules(finished_run, {"figures": {"style": "ticks"}}) == {"figures": 1, "bundle": 1, "all": 1}
 
 
 def test_changing_the_judges_reruns_only_judging_and_what_follows(finished_run):
     judges = {"judges": [{"name": "keyword"}, {"name": "keyword-robust"}, {"name": "keyword", "id": "keyword-again"}]}
-    assert planned_rules(finished_run, judges) == {"judge_d1": 1, "judge_d2": 1, "visage": 1, "figures": 1, "all": 1}
+    assert planned_rules(finished_run, judges) == {"judge_d1": 1, "judge_d2": 1, "visage": 1, "figures": 1, "bundle": 1, "all": 1}
 
 
 def generation_counts(workdir: Path) -> tuple[int, int]:
@@ -228,12 +228,16 @@ def test_interpolation_without_an_endpoint_is_refused(finished_run):
     assert proc.returncode != 0 and "landscape.endpoints" in proc.stdout + proc.stderr
 
 
+SHIPPED = sorted(str(p.relative_to(REPO)) for p in [*(REPO / "config" / "paper").glob("*.yaml"), REPO / "config" / "smollm2-2d.yaml"])
+OVERLAYS = sorted(str(p.relative_to(REPO)) for p in (REPO / "config" / "overlays").glob("*.yaml"))
+
+
 @pytest.mark.parametrize(
-    "configfile",
-    sorted(str(p.relative_to(REPO)) for p in [*(REPO / "config" / "paper").glob("*.yaml"), REPO / "config" / "smollm2-2d.yaml"]),
+    "configfiles",
+    [[c] for c in SHIPPED] + [["config/config.yaml", *OVERLAYS], ["config/paper/llama2-7b-chat-1d.yaml", *OVERLAYS]],
 )
-def test_shipped_configs_plan_without_errors(configfile):
-    proc = subprocess.run(SNAKEMAKE + ["-n", "--configfile", configfile], capture_output=True, text=True, cwd=REPO)
+def test_shipped_configs_plan_without_errors(configfiles):
+    proc = subprocess.run(SNAKEMAKE + ["-n", "--configfile", *configfiles], capture_output=True, text=True, cwd=REPO)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
@@ -248,6 +252,24 @@ def test_html_report_builds(finished_run):
     snakemake(finished_run, "--report", str(finished_run / "report.html"))
     html = (finished_run / "report.html").read_text(errors="replace")
     assert "keyword-robust" in html and "landscape_1d.png" in html
+    # captions state the setup and the VISAGE of the run
+    judge, visage = (finished_run / "results" / "tiny" / "tables" / "visage_summary.csv").read_text().splitlines()[1].split(",")[:2]
+    assert float(visage) == pytest.approx(read_json(finished_run / "results" / "tiny" / "summary.json")["visage"], abs=0.01)
+    assert "along 2 random directions" in html and "grid a = -0.2 to 0.2 in steps of 0.1" in html
+    assert f"<td>{judge}</td>\\n<td>{visage}</td>" in html  # the caption's VISAGE table (JSON-escaped in the page)
+    assert "Safety landscape" in html
+
+
+def test_bundle_holds_every_artifact_and_verifies(finished_run):
+    bundle = finished_run / "results" / "tiny" / "bundle"
+    manifest = read_json(bundle / "MANIFEST.json")
+    paths = {e["path"] for e in manifest["files"]}
+    assert {"config.yaml", "summary.json", "tables/visage.csv", "figures/landscape_1d.png", "directions/d1/direction.json",
+            "responses/d2/a-0.1000.jsonl.gz", "judgments/keyword-robust/d1/a+0.2000.jsonl.gz"} <= paths
+    assert not any(p.endswith(".safetensors") for p in paths) and len([p for p in paths if p.startswith("responses/")]) == 2 * 5
+    assert manifest["config"]["run"] == "tiny" and manifest["git"]["commit"] and manifest["versions"]["snakemake"]
+    verify = [sys.executable, "-m", "safety_landscape.bundle", str(bundle)]
+    assert subprocess.run(verify, capture_output=True).returncode == 0
 
 
 def test_finetune_experiment_end_to_end(tmp_path, tiny_model_dir):
@@ -285,3 +307,41 @@ def test_finetune_experiment_end_to_end(tmp_path, tiny_model_dir):
     assert read_jsonl(run / "responses" / "f1-f2" / "a+1.0000_b+0.0000.jsonl") == read_jsonl(run / "responses" / "f1" / "a+1.0000.jsonl")
     for name in ("finetune_asr_by_epoch", "finetune_interpolation", "finetune_trajectories"):
         assert (run / "figures" / f"{name}.png").stat().st_size > 10_000
+
+
+def test_system_prompt_and_capability_landscapes(tmp_path, tiny_model_dir):
+    variants = [{"name": "aoa", "file": str(REPO / "data" / "system_prompts" / "aoa.txt")}, {"name": "empty", "text": ""}]
+    capability = {"enabled": True, "references": str(REPO / "data" / "capability" / "benign_qa.jsonl"),
+                  "questions": str(REPO / "data" / "capability" / "mc_questions.csv")}
+    workdir = make_workdir(tmp_path, tiny_model_dir, capability=capability)
+    (workdir / "config.yaml").write_text((workdir / "config.yaml").read_text() + yaml.safe_dump({"system_prompts": variants}))
+    planned = planned_rules(workdir)
+    # the variants answer at the main landscape's point artifacts: no materialize rule of their own
+    assert {r for r in planned if r.startswith("materialize")} == {"materialize_d1", "materialize_d2"}
+    assert {"generate_d1_aoa_job1", "judge_d2_empty", "capability_d1_job1", "capability_d2_job2", "system_prompt_tables"} <= set(planned)
+    snakemake(workdir)
+    run = workdir / "results" / "tiny"
+    aoa = read_jsonl(run / "responses" / "d1@aoa" / "a+0.1000.jsonl")
+    assert aoa[0]["provenance"]["decoding"]["system_prompt"] == (REPO / "data" / "system_prompts" / "aoa.txt").read_text().strip()
+    assert read_jsonl(run / "responses" / "d2@empty" / "a-0.1000.jsonl")[0]["provenance"]["decoding"]["system_prompt"] == ""
+    assert aoa[0]["provenance"]["terms"] == read_jsonl(run / "responses" / "d1" / "a+0.1000.jsonl")[0]["provenance"]["terms"]
+    table2 = pd.read_csv(run / "tables" / "system_prompts.csv", keep_default_na=False)
+    assert list(zip(table2["variant"], table2["judge"])) == [(v, j) for v in ("default", "aoa", "empty") for j in ("keyword", "keyword-robust")]
+    assert table2["visage"].between(0, 100).all()
+    assert len(pd.read_csv(run / "tables" / "system_prompts_asr.csv")) == 3 * 2 * 2 * 5  # variants x judges x directions x points
+    main = pd.read_csv(run / "tables" / "visage.csv").query("landscape == 'mean'")
+    assert list(table2[table2.variant == "default"]["visage"]) == pytest.approx(list(main["visage_paper"]))
+    capability = pd.read_csv(run / "tables" / "capability.csv")
+    assert len(capability) == 2 * 5 and capability["mc_accuracy"].between(0, 100).all() and (capability["perplexity"] > 1).all()
+    origin = capability[capability.a == 0.0]
+    assert origin["perplexity"].nunique() == 1  # theta is scored once and taken from the cache for the other direction
+    assert capability["perplexity"].nunique() == 2 * 4 + 1  # every perturbed point has weights of its own
+    capability_logs = "".join(p.read_text() for p in (run / "logs" / "capability").glob("d2_job*.log"))
+    assert capability_logs.count("reusing cached scores") == 1
+    for name in ("system_prompts", "capability"):
+        assert (run / "figures" / f"{name}.png").stat().st_size > 10_000
+    paths = {e["path"] for e in read_json(run / "bundle" / "MANIFEST.json")["files"]}
+    assert {"responses/d1@aoa/a+0.1000.jsonl.gz", "capability/d2/a+0.2000.json", "tables/system_prompts.csv"} <= paths
+    snakemake(workdir, "--report", str(workdir / "report.html"))
+    html = (workdir / "report.html").read_text(errors="replace")
+    assert "System prompts" in html and "Capability" in html and "system_prompts.png" in html

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 from .modeling import resolve_source
 from .points import point_name
-from .prompts import load_pairs, load_prompt_table
+from .prompts import load_multiple_choice, load_pairs, load_prompt_table, load_references
 
 
 class ConfigError(ValueError):
@@ -51,10 +52,16 @@ class Axis:
 
 @dataclass(frozen=True)
 class Landscape:
-    name: str  # "d1" (1D) or "d1-d2" (2D)
+    name: str  # "d1" (1D), "d1-d2" (2D), "d1@aoa" (d1 answered under the system prompt variant "aoa")
     axes: tuple[str, ...]
     coords: tuple[tuple[float, ...], ...]
-    group: str = "main"  # "main" (VISAGE), "finetune" (aligned -> finetuned lines), "finetune-plane"
+    group: str = "main"  # "main" (VISAGE), "system-prompt", "finetune" (aligned -> finetuned lines), "finetune-plane"
+    variant: str | None = None  # system prompt variant; None = generation.system_prompt
+    points_from: str | None = None  # landscape whose point artifacts this one answers at (None = its own)
+
+    @property
+    def point_landscape(self) -> str:
+        return self.points_from or self.name
 
     @property
     def points(self) -> list["GridPoint"]:
@@ -78,7 +85,13 @@ class GridPoint:
 @dataclass(frozen=True)
 class GenerationJob:
     name: str
+    landscape: Landscape
     points: tuple[GridPoint, ...]
+
+
+def rule_name(landscape: str) -> str:
+    """A landscape name as part of a rule name ("d1-d2@aoa" -> "d1_d2_aoa")."""
+    return re.sub(r"[^A-Za-z0-9_]", "_", landscape)
 
 
 def is_2d(config: dict) -> bool:
@@ -123,6 +136,10 @@ def landscapes(config: dict) -> list[Landscape]:
         result = [Landscape("-".join(names), tuple(names), coords)]
     else:
         result = [Landscape(n, (n,), coords) for n in names]
+    result += [
+        Landscape(f"{main.name}@{variant['name']}", main.axes, coords, "system-prompt", variant["name"], main.name)
+        for variant in config["system_prompts"] for main in list(result)
+    ]
     ft = config["finetune"]
     if not ft["enabled"]:
         return result
@@ -156,21 +173,37 @@ def generation_jobs(config: dict) -> list[GenerationJob]:
         points = ls.points
         n_jobs = math.ceil(len(points) / per_job)
         for j in range(n_jobs):
-            jobs.append(GenerationJob(f"{ls.name.replace('-', '_')}_job{j + 1}", tuple(points[j::n_jobs])))
+            jobs.append(GenerationJob(f"{rule_name(ls.name)}_job{j + 1}", ls, tuple(points[j::n_jobs])))
     return jobs
 
 
 def reused_points(config: dict) -> dict[str, str]:
-    """Grid points whose weights equal those of a point of an earlier landscape (same directions
-    with the same nonzero coefficients, e.g. every a = 0, or a finetune line inside the plane of
-    finetunes), mapped to that earlier point's id: generation then takes their responses from the cache."""
+    """Grid points whose weights and system prompt equal those of a point of an earlier landscape
+    (same directions with the same nonzero coefficients, e.g. every a = 0, or a finetune line inside
+    the plane of finetunes), mapped to that earlier point's id: generation then takes their responses
+    from the cache."""
     first, reused = {}, {}
     for ls in landscapes(config):
         for point in ls.points:
-            weights = frozenset((axis, c) for axis, c in zip(ls.axes, point.coords) if c != 0.0)
-            reused[point.id] = first[weights] if weights in first else None
-            first.setdefault(weights, point.id)
+            identity = (ls.variant, frozenset((axis, c) for axis, c in zip(ls.axes, point.coords) if c != 0.0))
+            reused[point.id] = first[identity] if identity in first else None
+            first.setdefault(identity, point.id)
     return {k: v for k, v in reused.items() if v is not None}
+
+
+def main_variant(config: dict) -> str:
+    """Label of the main landscape's system prompt in the system-prompt tables."""
+    return "default" if config["generation"]["system_prompt"] is None else "configured"
+
+
+def system_prompt_texts(config: dict, workdir: str | Path = ".") -> dict[str, str | None]:
+    """System prompt of every variant, by name: the main landscape's first (generation.system_prompt),
+    then each of `system_prompts` (text, file contents, or None = the chat template's default)."""
+    texts = {main_variant(config): config["generation"]["system_prompt"]}
+    for variant in config["system_prompts"]:
+        file = variant.get("file")
+        texts[variant["name"]] = (Path(workdir) / file).read_text(encoding="utf-8").strip() if file else variant.get("text")
+    return texts
 
 
 def finetune_datasets(config: dict) -> list[dict]:
@@ -264,6 +297,33 @@ def check_config(config: dict, workdir: str | Path = ".") -> None:
         _check_align(align, prompts, count, workdir)
     if config["finetune"]["enabled"]:
         _check_finetune(config["finetune"], prompts, count, workdir)
+    _check_system_prompts(config, workdir)
+    if config["capability"]["enabled"]:
+        _check_capability(config["capability"], workdir)
+
+
+def _check_system_prompts(config: dict, workdir: Path) -> None:
+    names = [main_variant(config)]
+    for i, variant in enumerate(config["system_prompts"]):
+        key = f"system_prompts[{i}] ({variant['name']})"
+        if variant["name"] in names:
+            raise ConfigError(f"{key}: the name is taken ({names}; {names[0]!r} is the main landscape's "
+                              "generation.system_prompt); choose another")
+        names.append(variant["name"])
+        if "text" in variant and "file" in variant:
+            raise ConfigError(f"{key}: give text or file, not both")
+        if "file" in variant and not (workdir / variant["file"]).is_file():
+            raise ConfigError(f"{key}: file {variant['file']} does not exist; fix the path")
+    if config["system_prompts"] and not config["generation"]["chat_template"]:
+        raise ConfigError("system_prompts: system prompts need the chat template; set generation.chat_template: true or system_prompts: []")
+
+
+def _check_capability(capability: dict, workdir: Path) -> None:
+    for key, load in (("references", load_references), ("questions", load_multiple_choice)):
+        try:
+            load(workdir / capability[key])
+        except ValueError as err:
+            raise ConfigError(f"capability.{key}: {err}") from None
 
 
 def _check_landscape(config: dict) -> None:

@@ -25,6 +25,12 @@ def render_prompts(tokenizer, prompts: Sequence[str], system_prompt: str | None,
     """Token ids of each prompt: chat-formatted (with an optional system message) or raw text."""
     if not use_chat_template:
         return [tokenizer(p)["input_ids"] for p in prompts]
+    return [tokenizer(t, add_special_tokens=False)["input_ids"] for t in chat_texts(tokenizer, prompts, system_prompt)]
+
+
+def chat_texts(tokenizer, prompts: Sequence[str], system_prompt: str | None) -> list[str]:
+    """Each prompt as the chat template renders a user turn (after an optional system message) that
+    the assistant is to answer."""
     if tokenizer.chat_template is None:
         raise ValueError("generation.chat_template is true but the tokenizer has no chat template; set it to false")
     texts = []
@@ -32,7 +38,7 @@ def render_prompts(tokenizer, prompts: Sequence[str], system_prompt: str | None,
         messages = [] if system_prompt is None else [{"role": "system", "content": system_prompt}]
         messages.append({"role": "user", "content": p})
         texts.append(tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True))
-    return [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+    return texts
 
 
 def eos_token_ids(model, tokenizer) -> set[int]:

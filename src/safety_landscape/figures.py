@@ -135,6 +135,69 @@ def plot_finetune_lines(asr: pd.DataFrame, judge: str, style: dict, title: str):
     return fig
 
 
+def plot_system_prompts(asr: pd.DataFrame, table2: pd.DataFrame, judge: str, style: dict, title: str):
+    """Every system prompt variant's landscape in one figure (judge `judge`). 1D: ASR against a per
+    variant, the mean over directions with the range over directions as a band; 2D: one contour
+    panel per variant. Legends and panel titles carry each variant's VISAGE."""
+    rows = asr[asr["judge"] == judge]
+    variants = list(dict.fromkeys(rows["variant"]))
+    visage = table2[table2["judge"] == judge].set_index("variant")["visage"]
+    label = {v: f"{v} (VISAGE {visage[v]:.1f})" for v in variants}
+    if "b" not in rows:
+        sns.set_theme(style=style["style"], context=style["context"], palette=style["palette"])
+        fig, ax = plt.subplots(figsize=(8.2, 4.6), layout="constrained")
+        colors = dict(zip(variants, sns.color_palette(style["palette"], len(variants))))
+        for variant in variants:
+            line = rows[rows["variant"] == variant].groupby("a")["asr"].agg(["mean", "min", "max"]).reset_index()
+            ax.plot(line["a"], line["mean"], "-o", ms=4, lw=1.6, color=colors[variant], label=label[variant])
+            ax.fill_between(line["a"], line["min"], line["max"], color=colors[variant], alpha=0.12, lw=0)
+        ax.axvline(0.0, color="0.35", lw=0.8, ls=":")
+        ax.set(xlabel=r"perturbation size $a$  ($\theta + a\,d$)", ylabel="attack success rate (%)", ylim=(-3, 103), title=title)
+        ax.title.set_fontsize("medium")
+        ax.legend(title="system prompt (band: range\nover directions)", loc="center left", bbox_to_anchor=(1.01, 0.5),
+                  fontsize="small", title_fontsize="small")
+    else:
+        sns.set_theme(style="white", context=style["context"])
+        fig, panels = plt.subplots(1, len(variants), figsize=(4.2 * len(variants) + 1.2, 4.4), layout="constrained", squeeze=False)
+        for ax, variant in zip(panels[0], variants):
+            grid = asr_grid(rows[rows["variant"] == variant])
+            filled = ax.contourf(grid.index, grid.columns, grid.to_numpy().T, levels=np.linspace(0, 100, 11), cmap=CMAP, vmin=0, vmax=100)
+            ax.plot([0], [0], marker="*", ms=12, color="#1f77b4", mec="white", ls="none")
+            ax.set(xlabel="a", ylabel="b", title=label[variant])
+            ax.title.set_fontsize("small")
+        fig.colorbar(filled, ax=panels[0].tolist(), label="attack success rate (%)")
+        fig.suptitle(title, fontsize="medium")
+    return fig
+
+
+def plot_capability(table: pd.DataFrame, style: dict, title: str):
+    """Safety and capability against the perturbation size (the paper's Fig. 7-8): ASR and
+    multiple-choice accuracy (%) on the left axis, perplexity of the reference answers (log scale)
+    on the right; lines are means over the directions, bands their range. 2D landscapes get one
+    panel per axis through theta (b = 0, then a = 0)."""
+    sns.set_theme(style=style["style"], context=style["context"], palette=style["palette"])
+    colors = sns.color_palette(style["palette"], 3)
+    cuts = [("a", table[table["b"] == 0.0] if "b" in table else table)]
+    if "b" in table:
+        cuts.append(("b", table[table["a"] == 0.0]))
+    fig, panels = plt.subplots(1, len(cuts), figsize=(8.6 * len(cuts), 4.6), layout="constrained", squeeze=False)
+    for ax, (axis, rows) in zip(panels[0], cuts):
+        right = ax.twinx()
+        right.grid(False)
+        for target, column, color, label in ((ax, "asr", colors[0], "ASR (%)"), (ax, "mc_accuracy", colors[1], "multiple-choice accuracy (%)"),
+                                             (right, "perplexity", colors[2], "perplexity (right axis)")):
+            line = rows.groupby(axis)[column].agg(["mean", "min", "max"]).reset_index()
+            target.plot(line[axis], line["mean"], "-o", ms=4, lw=1.8, color=color, label=label)
+            target.fill_between(line[axis], line["min"], line["max"], color=color, alpha=0.12, lw=0)
+        ax.axvline(0.0, color="0.35", lw=0.8, ls=":")
+        ax.set(xlabel=f"perturbation size ${axis}$", ylabel="percent", ylim=(-3, 103))
+        right.set(yscale="log", ylabel="perplexity of reference answers")
+        handles = ax.get_legend_handles_labels()[0] + right.get_legend_handles_labels()[0]
+        ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.12, 1.0), fontsize="small")
+    fig.suptitle(title, fontsize="medium")
+    return fig
+
+
 def _bilinear(a: np.ndarray, b: np.ndarray, values: np.ndarray, factor: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The grid refined `factor` times per axis by bilinear interpolation (for a smooth surface)."""
     fine_a = np.linspace(a.min(), a.max(), (len(a) - 1) * factor + 1)

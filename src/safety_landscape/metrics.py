@@ -303,3 +303,40 @@ def finetune_tables(
     table = table.reindex(columns=["aligned", *datasets]).reset_index()
     table.columns.name = None
     return long, table
+
+
+def system_prompt_table(visage_tables: dict[str, pd.DataFrame], texts: dict[str, str | None], headline: str) -> pd.DataFrame:
+    """The paper's Table 2: one row per (system prompt variant, judge) with the VISAGE score (mean
+    over the landscape's directions, headline definition, bootstrap CI) and the ASR of the
+    unperturbed model. `visage_tables` are landscape_tables' VISAGE tables by variant."""
+    rows = []
+    for variant, table in visage_tables.items():
+        text = texts[variant]
+        for row in table[table["landscape"] == "mean"].to_dict("records"):
+            rows.append({"variant": variant, "system_prompt": "(chat template default)" if text is None else text, "judge": row["judge"],
+                         "visage": row[f"visage_{headline}"], "visage_ci_low": row.get("visage_ci_low", np.nan),
+                         "visage_ci_high": row.get("visage_ci_high", np.nan), "asr_at_origin": row["asr_at_origin"]})
+    return pd.DataFrame(rows)
+
+
+def capability_table(scores: Sequence[dict], asr: pd.DataFrame, judge: str) -> pd.DataFrame:
+    """Capability scores per point beside the ASR of `judge` at the same point (columns landscape,
+    a[, b], asr, perplexity, mc_accuracy, ...)."""
+    table = pd.DataFrame(list(scores))
+    axes = [c for c in ("a", "b") if c in table.columns]
+    safety = asr.loc[asr["judge"] == judge, ["landscape", *axes, "asr"]]
+    merged = table.merge(safety, on=["landscape", *axes], how="left", validate="one_to_one")
+    if merged["asr"].isna().any():
+        missing = merged.loc[merged["asr"].isna(), ["landscape", *axes]].to_dict("records")[:3]
+        raise ValueError(f"no ASR of judge {judge!r} at capability points {missing}; the tables come from different grids")
+    return merged[["landscape", *axes, "asr", *[c for c in table.columns if c not in ("landscape", *axes)]]].sort_values(["landscape", *axes])
+
+
+def visage_summary_table(summary: dict) -> pd.DataFrame:
+    """The headline numbers of a landscape, one row per judge (rounded for reading): VISAGE in the
+    headline definition with its interval, both definitions, and the ASR of the unperturbed model."""
+    return pd.DataFrame([
+        {"judge": judge, "VISAGE": round(s["visage"], 2), "CI low": round(s["visage_ci"][0], 2), "CI high": round(s["visage_ci"][1], 2),
+         "paper": round(s["visage_paper"], 2), "reference": round(s["visage_reference"], 2), "ASR at theta (%)": round(s["asr_at_origin"], 2)}
+        for judge, s in summary["judges"].items()
+    ])
