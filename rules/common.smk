@@ -50,6 +50,11 @@ FT_EPOCHS = range(1, config["finetune"]["epochs"] + 1)
 FT_SAVED = {checkpoint_name(ds, e): (ds, e) for ds in FT_DATASETS for e in FT_EPOCHS}
 FT_EVALUATIONS = [(checkpoint, evalset) for checkpoint, _, _, evalset in finetune_evaluations(config)]
 EVAL_SETS = {spec["name"]: spec for spec in config["finetune"]["evaluation"]["sets"]}
+# The settings each finetune rule reads (so that changing the evaluation sets or the plane retrains nothing).
+FT_DATA_SETTINGS = {key: config["finetune"][key] for key in
+                    ("harmful_file", "harmful_column", "target_column", "harmful_rows", "safe_rows", "safe_responses", "refusals")}
+FT_TRAINING_SETTINGS = {key: value for key, value in config["finetune"].items()
+                        if key not in {*FT_DATA_SETTINGS, "enabled", "datasets", "evaluation", "interpolation", "plane"}}
 FT_LINES = [name for name, ls in LANDSCAPES.items() if ls.group == "finetune"]
 FT_PLANE = next((name for name, ls in LANDSCAPES.items() if ls.group == "finetune-plane"), None)
 

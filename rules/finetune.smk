@@ -11,7 +11,7 @@ rule finetune_data:
         f"{FT}/{{dataset}}/pairs.jsonl",
     params:
         spec=lambda wc: FT_DATASETS[wc.dataset],
-        finetune=config["finetune"],
+        finetune=FT_DATA_SETTINGS,
         max_new_tokens=config["generation"]["max_new_tokens"],
         system_prompt=config["generation"]["system_prompt"],
         trust_remote_code=config["model"]["trust_remote_code"],
@@ -33,7 +33,7 @@ rule finetune:
         manifests=[f"{FT}/{{dataset}}/epoch{e}/manifest.json" for e in FT_EPOCHS],
         training=f"{FT}/{{dataset}}/training.json",
     params:
-        finetune=config["finetune"],
+        finetune=FT_TRAINING_SETTINGS,
         system_prompt=config["generation"]["system_prompt"],
         trust_remote_code=config["model"]["trust_remote_code"],
         gpu_locks=f"{CACHE}/gpu-locks",

@@ -307,6 +307,10 @@ def test_finetune_experiment_end_to_end(tmp_path, tiny_model_dir):
     assert read_jsonl(run / "responses" / "f1-f2" / "a+1.0000_b+0.0000.jsonl") == read_jsonl(run / "responses" / "f1" / "a+1.0000.jsonl")
     for name in ("finetune_asr_by_epoch", "finetune_interpolation", "finetune_trajectories"):
         assert (run / "figures" / f"{name}.png").stat().st_size > 10_000
+    # a new plane grid or evaluation set evaluates and draws again, but retrains nothing
+    wider = {"finetune": finetune | {"plane": finetune["plane"] | {"grid": {"min": -1.0, "max": 1.0, "step": 1.0}}}}
+    planned = planned_rules(workdir, wider)
+    assert "generate_f1_f2_job1" in planned and not {"finetune", "finetune_data"} & set(planned)
 
 
 def test_system_prompt_and_capability_landscapes(tmp_path, tiny_model_dir):
