@@ -20,10 +20,10 @@ def default_config():
 def test_default_config_is_valid_and_plans_every_point():
     config = default_config()
     check_config(config, REPO)
-    assert grid_values(config["landscape"]["grid"]) == pytest.approx([round(-0.3 + 0.05 * i, 4) for i in range(13)])
+    assert grid_values(config["landscape"]["grid"]) == pytest.approx([round(-0.25 + 0.05 * i, 4) for i in range(11)])
     jobs = generation_jobs(config)
     points = [p.id for job in jobs for p in job.points]
-    assert len(points) == len(set(points)) == 3 * 13 + 2 * 4 + 4 * 4  # the landscape, two finetune lines, their plane
+    assert len(points) == len(set(points)) == 3 * 11 + 2 * 3 + 3 * 3  # the landscape, two finetune lines, their plane
     assert max(len(job.points) for job in jobs) <= config["generation"]["points_per_job"]
 
 
@@ -35,7 +35,7 @@ def test_points_with_equal_weights_are_generated_once():
     assert reused["d2/a+0.0000"] == reused["f1/a+0.0000"] == "d1/a+0.0000"
     assert reused["f1-f2/a+1.0000_b+0.0000"] == "f1/a+1.0000" and reused["f1-f2/a+0.0000_b+1.0000"] == "f2/a+1.0000"
     assert "f1-f2/a+0.5000_b+0.5000" not in reused
-    assert len(reused) == 4 + 7  # 4 more a = 0, 7 plane points on its axes
+    assert len(reused) == 4 + 5  # 4 more a = 0, 5 plane points on its axes
 
 
 def test_finetune_settings_are_checked():
