@@ -18,7 +18,7 @@ from typing import Sequence
 import pandas as pd
 import torch
 
-from .engine import chat_texts
+from .engine import _left_pad, chat_texts
 from .engines import EngineOptions, HFEngine
 from .io import read_json, sha256_json, write_json
 from .modeling import resolve_device, resolve_dtype
@@ -103,14 +103,9 @@ def build_task(tokenizer, references: list[dict], questions: pd.DataFrame, syste
 def _left_padded(model, batch: list[list[int]], pad_id: int, keep: int) -> torch.Tensor:
     """Log-probabilities at the last `keep` positions of each left-padded sequence, [batch, keep, vocab]
     (the vocabulary projection runs on those positions only)."""
-    width = max(len(s) for s in batch)
-    ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(batch), width), dtype=torch.long)
-    for row, s in enumerate(batch):
-        ids[row, width - len(s) :], mask[row, width - len(s) :] = torch.tensor(s), 1
+    ids, mask = _left_pad(batch, pad_id, model.device)
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
-    logits = model(input_ids=ids.to(model.device), attention_mask=mask.to(model.device), position_ids=positions.to(model.device),
-                   logits_to_keep=keep).logits
+    logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=keep).logits
     return torch.log_softmax(logits.float(), dim=-1).cpu()
 
 
