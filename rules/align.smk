@@ -51,7 +51,7 @@ rule align_eval:
     params:
         column=config["prompts"]["column"],
         max_new_tokens=config["generation"]["max_new_tokens"],
-        system_prompt=config["generation"]["system_prompt"],
+        system_prompt=GENERATION["system_prompt"],
         trust_remote_code=config["model"]["trust_remote_code"],
     threads: 1  # runs beside the first generation jobs
     log:

@@ -12,6 +12,7 @@ from safety_landscape.config import (
     checkpoint_name,
     finetune_evaluations,
     finetune_datasets,
+    generation_dtype,
     generation_jobs,
     is_2d,
     landscapes,
@@ -38,6 +39,8 @@ LANDSCAPES = {ls.name: ls for ls in landscapes(config)}
 MAIN = [name for name, ls in LANDSCAPES.items() if ls.group == "main"]
 # System prompt variants: the main landscape's label first; "d1@aoa" is d1 answered under the variant "aoa".
 SYSTEM_PROMPTS = system_prompt_texts(config)
+# The generation settings with the main landscape's system prompt resolved to its text (or null).
+GENERATION = config["generation"] | {"system_prompt": SYSTEM_PROMPTS[main_variant(config)]}
 VARIANT_LANDSCAPES = {
     variant: MAIN if variant == main_variant(config) else [f"{name}@{variant}" for name in MAIN] for variant in SYSTEM_PROMPTS
 }
@@ -68,6 +71,13 @@ wildcard_constraints:
     evalset="|".join(re.escape(name) for name in EVAL_SETS),
     point="a[+-][0-9]+\\.[0-9]+(_b[+-][0-9]+\\.[0-9]+)?",
     judge="|".join(re.escape(j) for j in JUDGES),
+
+
+def generation_settings(landscape):
+    """GENERATION for one landscape: its system prompt variant's text, and the finetune lines' and
+    plane's own dtype when finetune.interpolation.dtype sets one."""
+    return GENERATION | {"system_prompt": SYSTEM_PROMPTS[landscape.variant or main_variant(config)],
+                         "dtype": generation_dtype(config, landscape)}
 
 
 def manifest(model):

@@ -13,7 +13,7 @@ rule finetune_data:
         spec=lambda wc: FT_DATASETS[wc.dataset],
         finetune=FT_DATA_SETTINGS,
         max_new_tokens=config["generation"]["max_new_tokens"],
-        system_prompt=config["generation"]["system_prompt"],
+        system_prompt=GENERATION["system_prompt"],
         trust_remote_code=config["model"]["trust_remote_code"],
     threads: 1
     log:
@@ -34,7 +34,7 @@ rule finetune:
         training=f"{FT}/{{dataset}}/training.json",
     params:
         finetune=FT_TRAINING_SETTINGS,
-        system_prompt=config["generation"]["system_prompt"],
+        system_prompt=GENERATION["system_prompt"],
         trust_remote_code=config["model"]["trust_remote_code"],
         gpu_locks=f"{CACHE}/gpu-locks",
     threads: config["finetune"]["threads"]

@@ -17,7 +17,7 @@ for job in generation_jobs(config):
         params:
             labels=[{"landscape": p.landscape, **dict(zip("ab", p.coords))} for p in job.points],
             prompts=config["prompts"],
-            generation=config["generation"] | {"system_prompt": SYSTEM_PROMPTS[job.landscape.variant or main_variant(config)]},
+            generation=generation_settings(job.landscape),
             cache=f"{CACHE}/responses",
             trust_remote_code=config["model"]["trust_remote_code"],
             gpu_locks=f"{CACHE}/gpu-locks",
@@ -47,7 +47,7 @@ for group, evaluations in finetune_evaluation_groups().items():
             [f"{FT}/responses/{checkpoint}/{evalset}.jsonl" for checkpoint, evalset in evaluations],
         params:
             evaluations=[(checkpoint_manifest(checkpoint), checkpoint, EVAL_SETS[evalset]) for checkpoint, evalset in evaluations],
-            generation=config["generation"],
+            generation=GENERATION,
             cache=f"{CACHE}/responses",
             trust_remote_code=config["model"]["trust_remote_code"],
             gpu_locks=f"{CACHE}/gpu-locks",

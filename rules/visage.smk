@@ -30,6 +30,7 @@ rule finetune_tables:
         checkpoints=[f"{FT}/judgments/{judge}/{checkpoint}/{evalset}.jsonl" for judge in JUDGES for checkpoint, evalset in FT_EVALUATIONS],
         lines=landscape_judgments(FT_LINES),
         plane=landscape_judgments([FT_PLANE]) if FT_PLANE else [],
+        pairs=[f"{FT}/{dataset}/pairs.jsonl" for dataset in FT_DATASETS],
     output:
         asr=report(f"{RUN}/tables/finetune_asr.csv", caption="../report/finetune_asr.rst", category="Finetuning"),
         table1=report(f"{RUN}/tables/table1.csv", caption="../report/table1.rst", category="Finetuning"),
@@ -41,6 +42,7 @@ rule finetune_tables:
         model=config["model"]["name"],
         judges=list(JUDGES),
         evaluations=FT_EVALUATIONS,
+        eval_sets=EVAL_SETS,
         epochs=FT_SAVED,
         lines=FT_LINES,
         line_coords=list(LANDSCAPES[FT_LINES[0]].coords) if FT_LINES else [],

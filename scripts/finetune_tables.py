@@ -3,14 +3,18 @@ aligned -> finetuned and over their plane."""
 
 import pandas as pd
 
-from safety_landscape.io import atomic_path, log_to_file, write_json
-from safety_landscape.metrics import finetune_tables, landscape_tables, load_checkpoint_judgments, load_judgments
+from safety_landscape.io import atomic_path, log_to_file, read_jsonl, write_json
+from safety_landscape.metrics import finetune_tables, heldout_indices, landscape_tables, load_checkpoint_judgments, load_judgments
+from safety_landscape.prompts import select_prompts
 
 log_to_file(snakemake.log[0])
 p, out = snakemake.params, snakemake.output
 cfg = p.visage
 judgments = load_checkpoint_judgments(snakemake.input.checkpoints, p.judges, [tuple(e) for e in p.evaluations])
-long, table1 = finetune_tables(judgments, {name: tuple(v) for name, v in p.epochs.items()}, p.model, cfg["bootstrap"], cfg["confidence"], cfg["seed"])
+training_prompts = {pair["prompt"] for path in snakemake.input.pairs for pair in read_jsonl(path)}
+heldout = {name: heldout_indices(select_prompts(s["file"], s["column"], s["start"], s["count"]), training_prompts) for name, s in p.eval_sets.items()}
+long, table1 = finetune_tables(judgments, {name: tuple(v) for name, v in p.epochs.items()}, p.model, heldout,
+                               cfg["bootstrap"], cfg["confidence"], cfg["seed"])
 for frame, csv, parquet in ((long, out.asr, out.asr_parquet), (table1, out.table1, out.table1_parquet)):
     with atomic_path(csv) as tmp:
         frame.to_csv(tmp, index=False)

@@ -229,16 +229,24 @@ def test_interpolation_without_an_endpoint_is_refused(finished_run):
 
 
 SHIPPED = sorted(str(p.relative_to(REPO)) for p in [*(REPO / "config" / "paper").glob("*.yaml"), REPO / "config" / "smollm2-2d.yaml"])
-OVERLAYS = sorted(str(p.relative_to(REPO)) for p in (REPO / "config" / "overlays").glob("*.yaml"))
+STANDIN = "config/overlays/finetune-advbench.yaml"  # the paper finetune configs' data, substituted
+OVERLAYS = sorted(str(p.relative_to(REPO)) for p in (REPO / "config" / "overlays").glob("*.yaml") if p.name != Path(STANDIN).name)
 
 
 @pytest.mark.parametrize(
     "configfiles",
-    [[c] for c in SHIPPED] + [["config/config.yaml", *OVERLAYS], ["config/paper/llama2-7b-chat-1d.yaml", *OVERLAYS]],
+    [[c, STANDIN] if c.endswith("-finetune.yaml") else [c] for c in SHIPPED]
+    + [["config/config.yaml", *OVERLAYS], ["config/paper/llama2-7b-chat-1d.yaml", *OVERLAYS]],
 )
 def test_shipped_configs_plan_without_errors(configfiles):
     proc = subprocess.run(SNAKEMAKE + ["-n", "--configfile", *configfiles], capture_output=True, text=True, cwd=REPO)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_paper_finetune_config_without_its_data_stops_before_any_work():
+    proc = subprocess.run(SNAKEMAKE + ["-n", "--configfile", "config/paper/llama2-7b-chat-finetune.yaml"], capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode != 0
+    assert "data/pure_bad/pure_bad_10.jsonl does not exist" in proc.stdout + proc.stderr and "Qi et al. 2023" in proc.stdout + proc.stderr
 
 
 def test_slurm_profile_plans_gpu_jobs(tmp_path, tiny_model_dir):
@@ -280,15 +288,16 @@ def test_finetune_experiment_end_to_end(tmp_path, tiny_model_dir):
         "harmful_file": str(ADVBENCH), "refusals": str(REPO / "data" / "align" / "refusals.txt"),
         "evaluation": {"sets": [{"name": "adv4", "file": str(ADVBENCH), "count": 4},
                                 {"name": "held", "file": str(ADVBENCH), "start": 500, "count": 3, "epochs": "last"}]},
-        "interpolation": {"grid": {"min": 0.0, "max": 1.0, "step": 0.5}},
+        "interpolation": {"grid": {"min": 0.0, "max": 1.0, "step": 0.5}, "dtype": "bfloat16"},
         "plane": {"datasets": ["harm3", "mix3"], "grid": {"min": 0.0, "max": 1.0, "step": 1.0}},
     }
     workdir = make_workdir(tmp_path, tiny_model_dir, landscape={"directions": 1}, finetune=finetune)
     snakemake(workdir)
     run = workdir / "results" / "tiny"
     table1 = pd.read_csv(run / "tables" / "table1.csv")
-    assert list(table1.columns) == ["model", "judge", "eval_set", "aligned", "harm3", "mix3"]
+    assert list(table1.columns) == ["model", "judge", "eval_set", "prompts", "n", "aligned", "harm3", "mix3"]
     assert len(table1) == 2 * 2 and table1[["aligned", "harm3", "mix3"]].stack().between(0, 100).all()
+    assert set(table1["prompts"]) == {"all"} and list(table1["n"]) == [4, 3, 4, 3]  # no evaluation prompt was trained on
     asr = pd.read_csv(run / "tables" / "finetune_asr.csv")
     assert len(asr) == 2 * ((1 + 2 * 2) + (1 + 2)) and set(asr[asr.eval_set == "held"]["epoch"]) == {0, 2}
     mix = read_jsonl(run / "finetune" / "mix3" / "pairs.jsonl")
@@ -305,6 +314,10 @@ def test_finetune_experiment_end_to_end(tmp_path, tiny_model_dir):
     plane_logs = "".join(p.read_text() for p in (run / "logs" / "generate").glob("f1_f2_job*.log"))
     assert plane_logs.count("reusing cached responses") == 3
     assert read_jsonl(run / "responses" / "f1-f2" / "a+1.0000_b+0.0000.jsonl") == read_jsonl(run / "responses" / "f1" / "a+1.0000.jsonl")
+    # the lines and the plane generate in finetune.interpolation.dtype, the main landscape in generation.dtype
+    dtypes = {name: read_jsonl(run / "responses" / name / point)[0]["provenance"]["decoding"]["dtype"]
+              for name, point in (("d1", "a+0.0000.jsonl"), ("f1", "a+0.0000.jsonl"), ("f1-f2", "a+0.0000_b+0.0000.jsonl"))}
+    assert dtypes == {"d1": "float32", "f1": "bfloat16", "f1-f2": "bfloat16"}
     for name in ("finetune_asr_by_epoch", "finetune_interpolation", "finetune_trajectories"):
         assert (run / "figures" / f"{name}.png").stat().st_size > 10_000
     # a new plane grid or evaluation set evaluates and draws again, but retrains nothing

@@ -34,6 +34,9 @@ class SFTSettings:
     max_length: int = 256
     seed: int = 0
     system_prompt: str | None = None
+    scheduler: str = "linear"  # "linear" (warmup + linear decay per step) or "step" (x step_gamma per epoch)
+    step_gamma: float = 0.85
+    max_grad_norm: float | None = 1.0  # None: no clipping
 
 
 def alignment_pairs(harmful_goals: Sequence[str], refusals: Sequence[str], benign_prompts: Sequence[str], benign_answers: Sequence[str]) -> list[dict]:
@@ -52,9 +55,12 @@ def model_answers(model, tokenizer, prompts: Sequence[str], max_new_tokens: int,
 
 
 def encode_pair(tokenizer, prompt: str, response: str, system_prompt: str | None, max_length: int) -> tuple[list[int], list[int]]:
-    """Input ids and labels of one chat exchange; prompt tokens are masked out of the loss (-100)."""
+    """Input ids and labels of one chat exchange, the response ended by the EOS token (so the model
+    learns to stop); prompt tokens are masked out of the loss (-100). Sequences longer than
+    `max_length` are cut, which can cut off the EOS."""
     prompt_ids = render_prompts(tokenizer, [prompt], system_prompt, True)[0]
-    response_ids = tokenizer(response, add_special_tokens=False)["input_ids"]
+    eos = tokenizer.eos_token or ""
+    response_ids = tokenizer(response.removesuffix(eos), add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
     ids = (prompt_ids + response_ids)[:max_length]
     labels = ([-100] * len(prompt_ids) + response_ids)[:max_length]
     return ids, labels
@@ -86,8 +92,8 @@ def _collate(examples: list[tuple[list[int], list[int]]], pad_id: int) -> dict[s
 def supervised_finetune(
     model, tokenizer, pairs: Sequence[dict], settings: SFTSettings, on_epoch_end: Callable[[int], None] | None = None
 ) -> list[float]:
-    """Train the parameters of `model` that require grad, in place, with AdamW and linear
-    warmup/decay; `on_epoch_end(epoch)` (1-based) runs after every epoch. Returns every step's loss."""
+    """Train the parameters of `model` that require grad, in place, with AdamW and the schedule of
+    `settings`; `on_epoch_end(epoch)` (1-based) runs after every epoch. Returns every step's loss."""
     from transformers import get_linear_schedule_with_warmup
 
     torch.manual_seed(settings.seed)
@@ -99,7 +105,10 @@ def supervised_finetune(
     device = params[0].device
     optimizer = torch.optim.AdamW(params, lr=settings.learning_rate, weight_decay=settings.weight_decay)
     steps = settings.epochs * math.ceil(len(examples) / settings.batch_size)
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(settings.warmup_fraction * steps), steps)
+    if settings.scheduler == "step":
+        step_scheduler, epoch_scheduler = None, torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=settings.step_gamma)
+    else:
+        step_scheduler, epoch_scheduler = get_linear_schedule_with_warmup(optimizer, int(settings.warmup_fraction * steps), steps), None
     generator = torch.Generator().manual_seed(settings.seed)
     model.train()
     losses = []
@@ -110,13 +119,17 @@ def supervised_finetune(
                 batch = _collate([examples[i] for i in order[start : start + settings.batch_size]], tokenizer.pad_token_id)
                 loss = model(**{k: v.to(device) for k, v in batch.items()}).loss
                 loss.backward()
-                torch.nn.utils.clip_grad_norm_(params, 1.0)
+                if settings.max_grad_norm is not None:
+                    torch.nn.utils.clip_grad_norm_(params, settings.max_grad_norm)
                 optimizer.step()
-                scheduler.step()
+                if step_scheduler is not None:
+                    step_scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
                 losses.append(loss.item())
-                bar.set_postfix(epoch=epoch, loss=f"{losses[-1]:.3f}")
+                bar.set_postfix(epoch=epoch, loss=f"{losses[-1]:.3f}", lr=f"{optimizer.param_groups[0]['lr']:.2e}")
                 bar.update()
+            if epoch_scheduler is not None:
+                epoch_scheduler.step()
             if on_epoch_end is not None:
                 on_epoch_end(epoch)
     model.eval()

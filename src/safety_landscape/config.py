@@ -14,7 +14,7 @@ from typing import Sequence
 
 from .modeling import resolve_source
 from .points import point_name
-from .prompts import load_multiple_choice, load_pairs, load_prompt_table, load_references
+from .prompts import PAIR_FORMAT, load_mmlu, load_multiple_choice, load_pairs, load_prompt_table, load_references
 
 
 class ConfigError(ValueError):
@@ -177,32 +177,55 @@ def generation_jobs(config: dict) -> list[GenerationJob]:
     return jobs
 
 
+def generation_dtype(config: dict, landscape: Landscape) -> str:
+    """Generation dtype of a landscape: finetune.interpolation.dtype for the finetune lines and plane
+    when set, else generation.dtype."""
+    line_dtype = config["finetune"]["interpolation"]["dtype"]
+    return line_dtype if landscape.group in ("finetune", "finetune-plane") and line_dtype else config["generation"]["dtype"]
+
+
 def reused_points(config: dict) -> dict[str, str]:
-    """Grid points whose weights and system prompt equal those of a point of an earlier landscape
-    (same directions with the same nonzero coefficients, e.g. every a = 0, or a finetune line inside
-    the plane of finetunes), mapped to that earlier point's id: generation then takes their responses
-    from the cache."""
+    """Grid points whose weights, system prompt and generation dtype equal those of a point of an
+    earlier landscape (same directions with the same nonzero coefficients, e.g. every a = 0, or a
+    finetune line inside the plane of finetunes), mapped to that earlier point's id: generation then
+    takes their responses from the cache."""
     first, reused = {}, {}
     for ls in landscapes(config):
         for point in ls.points:
-            identity = (ls.variant, frozenset((axis, c) for axis, c in zip(ls.axes, point.coords) if c != 0.0))
+            identity = (ls.variant, generation_dtype(config, ls), frozenset((axis, c) for axis, c in zip(ls.axes, point.coords) if c != 0.0))
             reused[point.id] = first[identity] if identity in first else None
             first.setdefault(identity, point.id)
     return {k: v for k, v in reused.items() if v is not None}
 
 
 def main_variant(config: dict) -> str:
-    """Label of the main landscape's system prompt in the system-prompt tables."""
+    """Label of the main landscape's system prompt in the system-prompt tables: "default" when it is
+    the model's default (generation.system_prompt null)."""
     return "default" if config["generation"]["system_prompt"] is None else "configured"
 
 
+def system_prompt_text(spec: str | dict | None, workdir: str | Path = ".") -> str | None:
+    """A system prompt setting as text: a string as it is, {file: path} as the file's stripped
+    contents, None (the chat template's behaviour without a system message) as None."""
+    if isinstance(spec, dict):
+        return (Path(workdir) / spec["file"]).read_text(encoding="utf-8").strip()
+    return spec
+
+
+def main_system_prompt(config: dict, workdir: str | Path = ".") -> str | None:
+    """System prompt of the main landscape (and of finetuning data): generation.system_prompt, or
+    the model's default (model.system_prompt) when that is null."""
+    spec = config["generation"]["system_prompt"]
+    return system_prompt_text(config["model"]["system_prompt"] if spec is None else spec, workdir)
+
+
 def system_prompt_texts(config: dict, workdir: str | Path = ".") -> dict[str, str | None]:
-    """System prompt of every variant, by name: the main landscape's first (generation.system_prompt),
-    then each of `system_prompts` (text, file contents, or None = the chat template's default)."""
-    texts = {main_variant(config): config["generation"]["system_prompt"]}
+    """System prompt of every variant, by name: the main landscape's first, then each of
+    `system_prompts` (text, file contents, or None = the model's default)."""
+    texts = {main_variant(config): main_system_prompt(config, workdir)}
     for variant in config["system_prompts"]:
-        file = variant.get("file")
-        texts[variant["name"]] = (Path(workdir) / file).read_text(encoding="utf-8").strip() if file else variant.get("text")
+        spec = {"file": variant["file"]} if "file" in variant else variant.get("text", config["model"]["system_prompt"])
+        texts[variant["name"]] = system_prompt_text(spec, workdir)
     return texts
 
 
@@ -302,7 +325,14 @@ def check_config(config: dict, workdir: str | Path = ".") -> None:
         _check_capability(config["capability"], workdir)
 
 
+def _check_system_prompt_files(config: dict, workdir: Path) -> None:
+    for key, spec in (("model.system_prompt", config["model"]["system_prompt"]), ("generation.system_prompt", config["generation"]["system_prompt"])):
+        if isinstance(spec, dict) and not (workdir / spec["file"]).is_file():
+            raise ConfigError(f"{key}: file {spec['file']} does not exist; fix the path (e.g. data/system_prompts/llama2.txt)")
+
+
 def _check_system_prompts(config: dict, workdir: Path) -> None:
+    _check_system_prompt_files(config, workdir)
     names = [main_variant(config)]
     for i, variant in enumerate(config["system_prompts"]):
         key = f"system_prompts[{i}] ({variant['name']})"
@@ -321,9 +351,16 @@ def _check_system_prompts(config: dict, workdir: Path) -> None:
 def _check_capability(capability: dict, workdir: Path) -> None:
     for key, load in (("references", load_references), ("questions", load_multiple_choice)):
         try:
-            load(workdir / capability[key])
+            if capability[key] is not None:
+                load(workdir / capability[key])
         except ValueError as err:
             raise ConfigError(f"capability.{key}: {err}") from None
+    mmlu = capability.get("mmlu") or {}  # configs checked without the schema's defaults may lack it
+    if mmlu.get("folder") is not None:
+        try:
+            load_mmlu(workdir / mmlu["folder"], mmlu["subjects"], mmlu["shots"])
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
 
 
 def _check_landscape(config: dict) -> None:
@@ -368,7 +405,14 @@ def _check_finetune(ft: dict, prompts: dict, count: int, workdir: Path) -> None:
         key = f"finetune.datasets[{i}] ({ds['name']})"
         if ds["kind"] == "jsonl":
             if not ds.get("file"):
-                raise ConfigError(f"{key}: kind jsonl needs file: a JSONL of {{prompt, response}} records")
+                raise ConfigError(f"{key}: kind jsonl needs file: a JSONL file with {PAIR_FORMAT}")
+            if not (workdir / ds["file"]).is_file():
+                raise ConfigError(
+                    f"{key}: the training file {ds['file']} does not exist. It must hold {PAIR_FORMAT}. The paper's "
+                    "datasets (Qi et al. 2023: pure_bad 10/50/100-shot and bad_100_safe_100) are access-controlled: request "
+                    "them from their authors and put them there (see data/pure_bad/README.md), or use kind: harmful "
+                    "(AdvBench (goal, target) pairs) as a stand-in"
+                )
             try:
                 load_pairs(workdir / ds["file"])
             except ValueError as err:

@@ -171,24 +171,27 @@ def plot_system_prompts(asr: pd.DataFrame, table2: pd.DataFrame, judge: str, sty
 
 
 def plot_capability(table: pd.DataFrame, style: dict, title: str):
-    """Safety and capability against the perturbation size (the paper's Fig. 7-8): ASR and
-    multiple-choice accuracy (%) on the left axis, perplexity of the reference answers (log scale)
-    on the right; lines are means over the directions, bands their range. 2D landscapes get one
-    panel per axis through theta (b = 0, then a = 0)."""
+    """Safety and capability against the perturbation size (the paper's Fig. 7-8): ASR and the
+    accuracies measured (MMLU, zero-shot multiple choice; %) on the left axis, perplexity of the reference
+    answers (log scale) on the right; lines are means over the directions, bands their range. 2D
+    landscapes get one panel per axis through theta (b = 0, then a = 0)."""
     sns.set_theme(style=style["style"], context=style["context"], palette=style["palette"])
-    colors = sns.color_palette(style["palette"], 3)
+    colors = sns.color_palette(style["palette"], 4)
     cuts = [("a", table[table["b"] == 0.0] if "b" in table else table)]
     if "b" in table:
         cuts.append(("b", table[table["a"] == 0.0]))
+    lines = [("asr", colors[0], "ASR (%)"), ("mmlu_accuracy", colors[1], "MMLU accuracy (%)"),
+             ("mc_accuracy", colors[3], "zero-shot multiple-choice accuracy (%)"),
+             ("perplexity", colors[2], "perplexity (right axis)")]
     fig, panels = plt.subplots(1, len(cuts), figsize=(8.6 * len(cuts), 4.6), layout="constrained", squeeze=False)
     for ax, (axis, rows) in zip(panels[0], cuts):
         right = ax.twinx()
         right.grid(False)
-        for target, column, color, label in ((ax, "asr", colors[0], "ASR (%)"), (ax, "mc_accuracy", colors[1], "multiple-choice accuracy (%)"),
-                                             (right, "perplexity", colors[2], "perplexity (right axis)")):
-            line = rows.groupby(axis)[column].agg(["mean", "min", "max"]).reset_index()
-            target.plot(line[axis], line["mean"], "-o", ms=4, lw=1.8, color=color, label=label)
-            target.fill_between(line[axis], line["min"], line["max"], color=color, alpha=0.12, lw=0)
+        for column, color, label in (line for line in lines if line[0] in table):
+            target = right if column == "perplexity" else ax
+            curve = rows.groupby(axis)[column].agg(["mean", "min", "max"]).reset_index()
+            target.plot(curve[axis], curve["mean"], "-o", ms=4, lw=1.8, color=color, label=label)
+            target.fill_between(curve[axis], curve["min"], curve["max"], color=color, alpha=0.12, lw=0)
         ax.axvline(0.0, color="0.35", lw=0.8, ls=":")
         ax.set(xlabel=f"perturbation size ${axis}$", ylabel="percent", ylim=(-3, 103))
         right.set(yscale="log", ylabel="perplexity of reference answers")
@@ -226,3 +229,34 @@ def plot_landscape_3d(asr: pd.DataFrame, summary: dict, style: dict, axes: Seque
 def save_figure(fig, path: str | os.PathLike, dpi: int) -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=dpi, format=os.path.splitext(str(path))[1][1:])
+
+
+def _visage_label(label: str, row: pd.Series) -> str:
+    interval = "" if np.isnan(row["visage_ci_low"]) else f" [{row['visage_ci_low']:.1f}, {row['visage_ci_high']:.1f}]"
+    return f"{label}: VISAGE {row['visage']:.1f}{interval}"
+
+
+def plot_study_1d(asr: pd.DataFrame, table: pd.DataFrame, judge: str, style: dict, title: str, threshold: float):
+    """Several models' 1D landscapes in one figure (the paper's Fig. 2), judge `judge`: ASR against a, one colour
+    and marker per model, its mean over directions as a line and each direction as a faint line; the legend
+    carries each model's VISAGE with its bootstrap interval (`table`: study.compare_table)."""
+    sns.set_theme(style=style["style"], context=style["context"], palette=style["palette"])
+    rows, scores = asr[asr["judge"] == judge], table[table["judge"] == judge].set_index("label")
+    labels = list(dict.fromkeys(rows["label"]))
+    colors = dict(zip(labels, sns.color_palette(style["palette"], len(labels))))
+    markers = dict(zip(labels, ["o", "s", "D", "^", "v", "P", "X", "h"] * 4))
+    fig, ax = plt.subplots(figsize=(8.6, 5.4), layout="constrained")
+    for label in labels:
+        model = rows[rows["label"] == label].sort_values("a")
+        for _, line in model.groupby("landscape", sort=True):
+            ax.plot(line["a"], line["asr"], color=colors[label], lw=0.9, alpha=0.35)
+        mean = model.groupby("a")["asr"].mean()
+        ax.plot(mean.index, mean.to_numpy(), "-", marker=markers[label], ms=5, lw=2.2, color=colors[label],
+                label=_visage_label(label, scores.loc[label]))
+    ax.axhline(threshold, color="0.45", lw=0.9, ls="--", label=f"basin threshold: ASR {threshold:g} %")
+    ax.axvline(0.0, color="0.35", lw=0.8, ls=":", label="θ: the model itself (a = 0)")
+    ax.set(xlabel=r"perturbation size $a$  ($\theta + a\,d$)", ylabel="attack success rate (%)", ylim=(-3, 103), title=title)
+    ax.title.set_fontsize("medium")
+    ax.legend(title="model: VISAGE [bootstrap interval]; line: mean over directions, faint: each direction", loc="upper center",
+              bbox_to_anchor=(0.5, -0.14), ncol=min(2, len(labels)), fontsize="small", title_fontsize="small", frameon=False)
+    return fig

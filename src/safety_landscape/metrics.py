@@ -274,22 +274,37 @@ def load_checkpoint_judgments(files: Sequence[str | os.PathLike], judges: Sequen
     return pd.concat(frames, ignore_index=True)
 
 
+def heldout_indices(eval_prompts: Sequence[str], training_prompts: set[str]) -> list[int]:
+    """Positions of the evaluation prompts that no training pair uses (compared after stripping)."""
+    seen = {p.strip() for p in training_prompts}
+    return [i for i, p in enumerate(eval_prompts) if p.strip() not in seen]
+
+
 def finetune_tables(
-    judgments: pd.DataFrame, epochs: dict[str, tuple[str, int]], model: str, resamples: int = 1000, confidence: float = 0.95, seed: int = 0
+    judgments: pd.DataFrame, epochs: dict[str, tuple[str, int]], model: str, heldout: dict[str, Sequence[int]] | None = None,
+    resamples: int = 1000, confidence: float = 0.95, seed: int = 0,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """ASR of every evaluated checkpoint (with a bootstrap CI over prompts), and the paper's Table 1:
     one row per (judge, evaluation set), one column per dataset holding the last epoch's ASR, after
     the "aligned" column (the model before finetuning). `epochs` maps checkpoint -> (dataset, epoch);
-    the checkpoint "aligned" is epoch 0 of every dataset."""
+    the checkpoint "aligned" is epoch 0 of every dataset.
+
+    `heldout` maps an evaluation set to the indices of its prompts that no finetuning dataset trains
+    on; every row also gets the ASR on those (`n_heldout`, `asr_heldout`), and Table 1 gets a row
+    `prompts: held-out` beside `prompts: all` for each set that shares prompts with the training data."""
     tail = 100 * (1 - confidence) / 2
+    heldout = heldout or {}
     rows = []
     for (judge, checkpoint, eval_set), group in judgments.groupby(["judge", "checkpoint", "eval_set"], sort=False):
-        verdicts = group.sort_values("index")["jailbroken"].dropna().to_numpy(dtype=bool)
+        ordered = group.sort_values("index")
+        verdicts = ordered["jailbroken"].dropna().to_numpy(dtype=bool)
         if verdicts.size == 0:
             raise ValueError(f"judge {judge!r} judged no response of {checkpoint} on {eval_set}; check its log")
         dataset, epoch = epochs.get(checkpoint, ("aligned", 0))
+        kept = ordered[ordered["index"].isin(heldout.get(eval_set, ordered["index"]))]["jailbroken"].dropna().to_numpy(dtype=bool)
         row = {"model": model, "judge": judge, "checkpoint": checkpoint, "dataset": dataset, "epoch": epoch, "eval_set": eval_set,
-               "n": int(verdicts.size), "asr": attack_success_rate(verdicts)}
+               "n": int(verdicts.size), "asr": attack_success_rate(verdicts),
+               "n_heldout": int(kept.size), "asr_heldout": attack_success_rate(kept) if kept.size else float("nan")}
         if resamples:
             boot = 100.0 * verdicts[bootstrap_indices(verdicts.size, resamples, seed)].mean(axis=1)
             row["ci_low"], row["ci_high"] = np.percentile(boot, [tail, 100 - tail])
@@ -299,10 +314,15 @@ def finetune_tables(
     finals = long[long["dataset"] != "aligned"]
     finals = finals[finals["epoch"] == finals.groupby("dataset")["epoch"].transform("max")]
     datasets = list(dict.fromkeys(finals["dataset"]))
-    table = pd.concat([aligned, finals]).pivot_table(index=["model", "judge", "eval_set"], columns="dataset", values="asr", sort=False)
+    chosen = pd.concat([aligned, finals])
+    overlapping = chosen[chosen["n_heldout"] < chosen["n"]]
+    parts = [chosen.assign(prompts="all"), overlapping.assign(prompts="held-out", n=overlapping["n_heldout"], asr=overlapping["asr_heldout"])]
+    table = pd.concat(parts).pivot_table(index=["model", "judge", "eval_set", "prompts", "n"], columns="dataset", values="asr", sort=False)
     table = table.reindex(columns=["aligned", *datasets]).reset_index()
     table.columns.name = None
-    return long, table
+    first = {key: i for i, key in enumerate(dict.fromkeys(zip(chosen["judge"], chosen["eval_set"])))}
+    position = [first[key] for key in zip(table["judge"], table["eval_set"])]
+    return long, table.assign(position=position).sort_values(["position", "prompts"], kind="stable").drop(columns="position").reset_index(drop=True)
 
 
 def system_prompt_table(visage_tables: dict[str, pd.DataFrame], texts: dict[str, str | None], headline: str) -> pd.DataFrame:
@@ -321,8 +341,8 @@ def system_prompt_table(visage_tables: dict[str, pd.DataFrame], texts: dict[str,
 
 def capability_table(scores: Sequence[dict], asr: pd.DataFrame, judge: str) -> pd.DataFrame:
     """Capability scores per point beside the ASR of `judge` at the same point (columns landscape,
-    a[, b], asr, perplexity, mc_accuracy, ...)."""
-    table = pd.DataFrame(list(scores))
+    a[, b], asr, perplexity, mmlu_accuracy, ...); nested results (MMLU per subject) stay in the per-point files."""
+    table = pd.DataFrame([{key: value for key, value in s.items() if not isinstance(value, dict)} for s in scores])
     axes = [c for c in ("a", "b") if c in table.columns]
     safety = asr.loc[asr["judge"] == judge, ["landscape", *axes, "asr"]]
     merged = table.merge(safety, on=["landscape", *axes], how="left", validate="one_to_one")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 from pathlib import Path
@@ -70,10 +71,43 @@ def load_jsonl_records(path: str | os.PathLike, fields: tuple[str, ...]) -> list
     return records
 
 
+PAIR_FORMAT = ('one {"messages": [{"role": "user", "content": ...}, {"role": "assistant", "content": ...}]} object per line '
+               '(the format of the paper\'s finetuning data), or one {"prompt": ..., "response": ...} object per line')
+
+
 def load_pairs(path: str | os.PathLike) -> list[dict]:
-    """Training pairs from a JSONL file: one {"prompt": str, "response": str} object per line."""
-    return [{"prompt": r["prompt"], "response": r["response"], "kind": r.get("kind", "custom")}
-            for r in load_jsonl_records(path, ("prompt", "response"))]
+    """Training pairs from a JSONL file in either format of PAIR_FORMAT (they may be mixed)."""
+    path = Path(path)
+    if not path.is_file():
+        raise PromptFileError(f"{path} does not exist; give a JSONL file with {PAIR_FORMAT}")
+    pairs = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if line.strip():
+            pairs.append(_pair_record(_json_line(path, number, line), f"{path}:{number}"))
+    if not pairs:
+        raise PromptFileError(f"{path} holds no records")
+    return pairs
+
+
+def _json_line(path: Path, number: int, line: str):
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError as err:
+        raise PromptFileError(f"{path}:{number} is not valid JSON ({err.msg})") from None
+
+
+def _pair_record(record, where: str) -> dict:
+    """One training pair from a {"messages": [user, assistant]} or a {"prompt", "response"} record."""
+    if isinstance(record, dict) and "messages" in record:
+        messages = record["messages"]
+        roles = [m.get("role") for m in messages] if isinstance(messages, list) and all(isinstance(m, dict) for m in messages) else None
+        if roles != ["user", "assistant"] or not all(isinstance(m.get("content"), str) and m["content"].strip() for m in messages):
+            raise PromptFileError(f"{where}: \"messages\" must be exactly a user then an assistant message with non-empty "
+                                  f"\"content\" (roles found: {roles})")
+        return {"prompt": messages[0]["content"], "response": messages[1]["content"], "kind": record.get("kind", "custom")}
+    if not isinstance(record, dict) or not all(isinstance(record.get(k), str) and record[k].strip() for k in ("prompt", "response")):
+        raise PromptFileError(f"{where}: expected {PAIR_FORMAT}")
+    return {"prompt": record["prompt"], "response": record["response"], "kind": record.get("kind", "custom")}
 
 
 def select_pairs(path: str | os.PathLike, prompt_column: str, response_column: str, start: int, count: int) -> tuple[list[str], list[str]]:
@@ -110,3 +144,65 @@ def load_multiple_choice(path: str | os.PathLike) -> pd.DataFrame:
         if row["answer"].strip() not in letters:
             raise PromptFileError(f"{path}: row {i + 1} has answer {row['answer']!r}; it must be one of {letters}")
     return table.assign(answer=table["answer"].str.strip(), choices="".join(letters))
+
+
+MMLU_LETTERS = "ABCD"
+MMLU_LAYOUT = "dev/<subject>_dev.csv and test/<subject>_test.csv, rows question,A,B,C,D,answer without a header"
+
+
+def _read_mmlu_csv(path: Path) -> list[dict]:
+    """The rows of one MMLU CSV as {question, choices, answer}, checked row by row."""
+    where = f"capability.mmlu.folder: {path}"
+    if not path.is_file():
+        raise PromptFileError(f"{where} does not exist; MMLU's layout is {MMLU_LAYOUT}")
+    try:
+        with path.open(newline="", encoding="utf-8") as file:
+            rows = list(csv.reader(file))
+    except (csv.Error, UnicodeDecodeError) as err:
+        raise PromptFileError(f"{where} is not a well-formed UTF-8 CSV file ({err})") from None
+    if not rows:
+        raise PromptFileError(f"{where} holds no rows; add questions or drop the subject from capability.mmlu.subjects")
+    questions = []
+    for number, row in enumerate(rows, 1):
+        if len(row) != 6:
+            raise PromptFileError(f"{where}: row {number} has {len(row)} fields; MMLU rows are question,A,B,C,D,answer "
+                                  "(quote a field that holds a comma)")
+        if not row[0].strip():
+            raise PromptFileError(f"{where}: row {number} has an empty question; fill it or remove the row")
+        if row[5].strip() not in MMLU_LETTERS:
+            header = " (MMLU files have no header row: remove it)" if number == 1 else ""
+            raise PromptFileError(f"{where}: row {number} has answer {row[5]!r}; it must be one of A, B, C, D{header}")
+        questions.append({"question": row[0], "choices": row[1:5], "answer": row[5].strip()})
+    return questions
+
+
+def mmlu_subjects(folder: str | os.PathLike, subjects: list[str] | None) -> list[str]:
+    """`subjects`, or (None) every subject with a test file in the folder, after checking the folder's layout."""
+    folder = Path(folder)
+    for split in ("dev", "test"):
+        if not (folder / split).is_dir():
+            raise PromptFileError(f"capability.mmlu.folder: {folder} has no {split}/ folder; point it at a folder in MMLU's "
+                                  f"layout ({MMLU_LAYOUT}), e.g. the data/ folder of the MMLU release")
+    found = sorted(p.name.removesuffix("_test.csv") for p in (folder / "test").glob("*_test.csv"))
+    if not found:
+        raise PromptFileError(f"capability.mmlu.folder: {folder / 'test'} holds no <subject>_test.csv files; "
+                              f"MMLU's layout is {MMLU_LAYOUT}")
+    unknown = [s for s in subjects or [] if s not in found]
+    if unknown:
+        raise PromptFileError(f"capability.mmlu.subjects: {unknown} have no test file in {folder / 'test'}; choose from {found}")
+    return subjects or found
+
+
+def load_mmlu(folder: str | os.PathLike, subjects: list[str] | None, shots: int) -> dict[str, dict[str, list[dict]]]:
+    """MMLU in its original CSV layout: per subject its first `shots` dev rows ("dev", the examples) and its
+    test rows ("test"), each {question, choices, answer letter}. `subjects` None: every subject in the folder."""
+    folder = Path(folder)
+    loaded = {}
+    for subject in mmlu_subjects(folder, subjects):
+        dev_file = folder / "dev" / f"{subject}_dev.csv"
+        dev = _read_mmlu_csv(dev_file) if shots else []
+        if len(dev) < shots:
+            raise PromptFileError(f"capability.mmlu.shots: {shots} examples asked for, but {dev_file} has {len(dev)}; "
+                                  "lower capability.mmlu.shots or add dev rows")
+        loaded[subject] = {"dev": dev[:shots], "test": _read_mmlu_csv(folder / "test" / f"{subject}_test.csv")}
+    return loaded
