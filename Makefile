@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 CORES ?= 2
 RUN := $(shell sed -n 's/^run: *//p' config/config.yaml)
 
-.PHONY: demo test setup setup-test
+.PHONY: demo test study setup setup-test
 
 setup: $(VENV)/.installed
 setup-test: $(VENV)/.installed-test
@@ -27,6 +27,13 @@ $(VENV)/.installed-test: $(VENV)/.installed
 demo: setup
 	$(VENV)/bin/snakemake --cores $(CORES)
 	$(VENV)/bin/snakemake --cores 1 --report results/$(RUN)/report.html
+
+# Several models in one table and figure (Fig. 2): `make study STUDY=config/study/paper-fig2.yaml`.
+STUDY ?= config/study/smollm2.yaml
+study: setup
+	$(VENV)/bin/snakemake -s rules/study.smk --cores $(CORES) --configfile $(STUDY)
+	name=$$($(PY) -c 'import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))["study"]["name"])' $(STUDY)) && \
+	$(VENV)/bin/snakemake -s rules/study.smk --cores 1 --configfile $(STUDY) --report results/studies/$$name/report.html
 
 test: setup-test
 	$(PY) -m pytest -q
