@@ -18,33 +18,51 @@ def capability_files(capability: dict) -> list[str]:
 
 CAPABILITY_FILES = capability_files(config["capability"]) if config["capability"]["enabled"] else []
 
-for job in generation_jobs(config) if config["capability"]["enabled"] else []:
-    if job.landscape.group != "main":
-        continue
 
-    rule:
-        name:
-            f"capability_{job.name}"
-        input:
-            model=subject_manifest(),
-            sets=CAPABILITY_FILES,
-            points=[f"{RUN}/points/{p.id}.safetensors" for p in job.points],
-            same_weights=[f"{RUN}/capability/{REUSED[p.id]}.json" for p in job.points if p.id in REUSED],
-        output:
-            [f"{RUN}/capability/{p.id}.json" for p in job.points],
-        params:
-            labels=[{"landscape": p.landscape, **dict(zip("ab", p.coords))} for p in job.points],
-            capability=config["capability"],
-            generation=GENERATION,
-            cache=f"{CACHE}/capability",
-            trust_remote_code=config["model"]["trust_remote_code"],
-            gpu_locks=f"{CACHE}/gpu-locks",
-        threads: config["capability"]["threads"]
-        resources:
-            gpu=0 if config["generation"]["device"] == "cpu" else 1,
-        log:
-            f"{RUN}/logs/capability/{job.name}.log",
-        conda:
-            "../envs/safety-landscape.yaml"
-        script:
-            "../scripts/capability.py"
+
+def same_weight_capability(wildcards):
+    """Capability files of the earlier jobs whose points have the weights of this job's points."""
+    return sorted({responses_of(REUSED[p.id]).replace("/responses/", "/capability/") for p in job_of(wildcards).points if p.id in REUSED})
+
+
+rule capability:
+    input:
+        model=subject_manifest(),
+        sets=CAPABILITY_FILES,
+        points=lambda wc: f"{RUN}/points/{wc.landscape}",
+        same_weights=same_weight_capability,
+    output:
+        f"{RUN}/capability/{{landscape}}/job{{job}}.jsonl",
+    params:
+        points=lambda wc: [{"landscape": p.landscape, "name": p.name, **dict(zip("ab", p.coords))} for p in job_of(wc).points],
+        capability=config["capability"],
+        generation=GENERATION,
+        cache=f"{CACHE}/capability",
+        trust_remote_code=config["model"]["trust_remote_code"],
+        gpu_locks=f"{CACHE}/gpu-locks",
+    threads: config["capability"]["threads"]
+    resources:
+        gpu=0 if config["generation"]["device"] == "cpu" else 1,
+    log:
+        f"{RUN}/logs/capability/{{landscape}}/job{{job}}.log",
+    conda:
+        "../envs/safety-landscape.yaml"
+    script:
+        "../scripts/capability.py"
+
+
+rule capability_table:
+    input:
+        scores=job_files("capability", MAIN),
+        asr=f"{RUN}/tables/asr.csv",
+    output:
+        report(f"{RUN}/tables/capability.csv", caption="../report/capability_table.rst", category="Capability"),
+    params:
+        setup=SETUP,
+        judge=next(iter(JUDGES)),
+    log:
+        f"{RUN}/logs/capability_table.log",
+    conda:
+        "../envs/safety-landscape.yaml"
+    script:
+        "../scripts/capability_table.py"

@@ -5,23 +5,24 @@ import sys
 
 from snakemake.utils import validate
 
-from safety_landscape.config import (
-    ConfigError,
+from safety_landscape.plan import (
     axes,
-    check_config,
     checkpoint_name,
-    finetune_evaluations,
     finetune_datasets,
+    finetune_evaluations,
     generation_dtype,
     generation_jobs,
+    generation_settings,
     is_2d,
+    judge_specs,
+    landscape_setup,
     landscapes,
     main_variant,
-    reused_points,
     model_specs,
-    rule_name,
+    reused_points,
     system_prompt_texts,
 )
+from safety_landscape.validation import ConfigError, check_config
 
 validate(config, schema="../config/schema.yaml")
 try:
@@ -39,19 +40,24 @@ LANDSCAPES = {ls.name: ls for ls in landscapes(config)}
 MAIN = [name for name, ls in LANDSCAPES.items() if ls.group == "main"]
 # System prompt variants: the main landscape's label first; "d1@aoa" is d1 answered under the variant "aoa".
 SYSTEM_PROMPTS = system_prompt_texts(config)
-# The generation settings with the main landscape's system prompt resolved to its text (or null).
-GENERATION = config["generation"] | {"system_prompt": SYSTEM_PROMPTS[main_variant(config)]}
+# The generation settings with the main landscape's system prompt and early stop resolved.
+GENERATION = generation_settings(config)
 VARIANT_LANDSCAPES = {
     variant: MAIN if variant == main_variant(config) else [f"{name}@{variant}" for name in MAIN] for variant in SYSTEM_PROMPTS
 }
-JUDGES = {spec["id"]: spec for spec in config["judges"]}
+JUDGES = judge_specs(config)
+# The landscape's setup as the report's captions state it.
+SETUP = landscape_setup(config)
+# Generation jobs by (landscape, number); the job of every point; points that wait for an earlier one.
+JOBS = {(job.landscape.name, job.number): job for job in generation_jobs(config)}
+JOB_OF = {point.id: (job.landscape.name, job.number) for job in JOBS.values() for point in job.points}
+REUSED = reused_points(config)
 PROJECTED = [entry["name"] for entry in config["landscape"]["project"]]
 # Finetuning: one folder per dataset under FT, a checkpoint per epoch; "aligned" is the model they start from.
 FT = f"{RUN}/finetune"
 FT_DATASETS = {ds["name"]: ds for ds in finetune_datasets(config)}
 FT_EPOCHS = range(1, config["finetune"]["epochs"] + 1)
 FT_SAVED = {checkpoint_name(ds, e): (ds, e) for ds in FT_DATASETS for e in FT_EPOCHS}
-FT_EVALUATIONS = [(checkpoint, evalset) for checkpoint, _, _, evalset in finetune_evaluations(config)]
 EVAL_SETS = {spec["name"]: spec for spec in config["finetune"]["evaluation"]["sets"]}
 # The settings each finetune rule reads (so that changing the evaluation sets or the plane retrains nothing).
 FT_DATA_SETTINGS = {key: config["finetune"][key] for key in
@@ -65,19 +71,40 @@ FT_PLANE = next((name for name, ls in LANDSCAPES.items() if ls.group == "finetun
 wildcard_constraints:
     model="|".join(re.escape(name) for name in MODELS),
     axis="[dif][0-9]+",
-    landscape="[dif][0-9]+(-[dif][0-9]+)?",
+    landscape="[dif][0-9]+(-[dif][0-9]+)?(@[A-Za-z0-9_]+)?",
+    job="[0-9]+",
     dataset="|".join(re.escape(name) for name in FT_DATASETS) or "no-dataset",
+    group="|".join(["aligned", *(re.escape(name) for name in FT_DATASETS)]),
     checkpoint="|".join(["aligned", *(re.escape(name) for name in FT_SAVED)]),
-    evalset="|".join(re.escape(name) for name in EVAL_SETS),
     point="a[+-][0-9]+\\.[0-9]+(_b[+-][0-9]+\\.[0-9]+)?",
     judge="|".join(re.escape(j) for j in JUDGES),
 
 
-def generation_settings(landscape):
+def landscape_generation(landscape):
     """GENERATION for one landscape: its system prompt variant's text, and the finetune lines' and
     plane's own dtype when finetune.interpolation.dtype sets one."""
     return GENERATION | {"system_prompt": SYSTEM_PROMPTS[landscape.variant or main_variant(config)],
                          "dtype": generation_dtype(config, landscape)}
+
+
+def job_of(wildcards):
+    return JOBS[(wildcards.landscape, int(wildcards.job))]
+
+
+def job_files(folder, names):
+    """The per-job files (responses or capability) of the landscapes `names`."""
+    return [f"{RUN}/{folder}/{name}/job{number}.jsonl" for name in names for (ls, number) in JOBS if ls == name]
+
+
+def same_weight_inputs(wildcards):
+    """Response files of the earlier jobs whose points have the weights of this job's points."""
+    return sorted({responses_of(REUSED[p.id]) for p in job_of(wildcards).points if p.id in REUSED})
+
+
+def responses_of(point_id):
+    """The response file of the job that generates a point."""
+    landscape, number = JOB_OF[point_id]
+    return f"{RUN}/responses/{landscape}/job{number}.jsonl"
 
 
 def manifest(model):
@@ -95,6 +122,12 @@ def model_manifest(name):
 def checkpoint_manifest(name):
     """Manifest of an evaluated checkpoint: "aligned" is the model the finetunes start from."""
     return subject_manifest() if name == "aligned" else model_manifest(name)
+
+
+def evaluations_of(group):
+    """(checkpoint, evaluation set) pairs of one checkpoint job: "aligned" (the model before
+    finetuning) or a finetuning dataset's epochs, in epoch order."""
+    return finetune_evaluation_groups()[group]
 
 
 def finetune_evaluation_groups():
@@ -119,8 +152,13 @@ def points_of(landscape):
 
 
 def landscape_judgments(names):
-    """Judgment files of landscapes that share one grid, judge-major (as load_judgments reads them)."""
-    return [f"{RUN}/judgments/{judge}/{name}/{point}.jsonl" for judge in JUDGES for name in names for point in points_of(name)]
+    """Judgment files of landscapes, one per judge and landscape."""
+    return [f"{RUN}/judgments/{judge}/{name}.jsonl" for judge in JUDGES for name in names]
+
+
+def checkpoint_judgments():
+    """Judgment files of the checkpoint evaluations, one per judge and checkpoint job."""
+    return [f"{FT}/judgments/{judge}/{group}.jsonl" for judge in JUDGES for group in finetune_evaluation_groups()]
 
 
 def figure_targets():
@@ -154,14 +192,11 @@ def finetune_targets():
 def bundle_files():
     """Bundle path -> file of every artifact the run publishes."""
     files = [path for path in all_targets() if path.startswith(f"{RUN}/")]
-    for name in LANDSCAPES:
-        files += [f"{RUN}/responses/{name}/{point}.jsonl" for point in points_of(name)]
-    files += landscape_judgments(list(LANDSCAPES))
+    files += job_files("responses", LANDSCAPES) + landscape_judgments(list(LANDSCAPES))
     files += [f"{RUN}/directions/{axis}/direction.json" for axis in AXES]
     if config["capability"]["enabled"]:
-        files += [f"{RUN}/capability/{name}/{point}.json" for name in MAIN for point in points_of(name)]
-    files += [f"{FT}/responses/{checkpoint}/{evalset}.jsonl" for checkpoint, evalset in FT_EVALUATIONS]
-    files += [f"{FT}/judgments/{judge}/{checkpoint}/{evalset}.jsonl" for judge in JUDGES for checkpoint, evalset in FT_EVALUATIONS]
+        files += job_files("capability", MAIN)
+    files += [f"{FT}/responses/{group}.jsonl" for group in finetune_evaluation_groups()] + checkpoint_judgments()
     files += [f"{FT}/{dataset}/{name}" for dataset in FT_DATASETS for name in ("pairs.jsonl", "training.json")]
     files += [f"{FT}/projections/{name}.json" for name in FT_SAVED] if FT_PLANE else []
     bundle = {os.path.relpath(path, RUN): path for path in files}

@@ -4,7 +4,7 @@
 rule export_checkpoint:
     input:
         model=subject_manifest(),
-        point=f"{RUN}/points/{{landscape}}/{{point}}.safetensors",
+        points=lambda wc: f"{RUN}/points/{LANDSCAPES[wc.landscape].point_landscape}",
     output:
         directory(f"{RUN}/export/{{landscape}}/{{point}}/model"),
     params:
@@ -20,7 +20,7 @@ rule export_checkpoint:
 rule export_delta:
     input:
         model=subject_manifest(),
-        point=f"{RUN}/points/{{landscape}}/{{point}}.safetensors",
+        points=lambda wc: f"{RUN}/points/{LANDSCAPES[wc.landscape].point_landscape}",
     output:
         f"{RUN}/export/{{landscape}}/{{point}}/delta.safetensors",
     params:

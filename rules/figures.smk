@@ -11,6 +11,7 @@ rule figures:
             for path in figure_targets()
         ],
     params:
+        setup=SETUP,
         style=config["figures"],
         axes=LANDSCAPES[MAIN[0]].axes,
         two_d=is_2d(config),
@@ -55,6 +56,7 @@ rule system_prompt_figures:
         report(f"{RUN}/figures/system_prompts.png", caption="../report/system_prompts.rst", category="System prompts"),
         f"{RUN}/figures/system_prompts.pdf",
     params:
+        setup=SETUP,
         style=config["figures"],
         run=config["run"],
         judge=next(iter(JUDGES)),
@@ -73,6 +75,7 @@ rule capability_figures:
         report(f"{RUN}/figures/capability.png", caption="../report/capability.rst", category="Capability"),
         f"{RUN}/figures/capability.pdf",
     params:
+        setup=SETUP,
         style=config["figures"],
         run=config["run"],
         judge=next(iter(JUDGES)),

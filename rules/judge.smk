@@ -1,34 +1,34 @@
-# Judge every response of one landscape (one rule per landscape: their grids differ) with one judge.
-for ls in LANDSCAPES.values():
-
-    rule:
-        name:
-            f"judge_{rule_name(ls.name)}"
-        input:
-            [f"{RUN}/responses/{ls.name}/{point}.jsonl" for point in points_of(ls.name)],
-        output:
-            [f"{RUN}/judgments/{{judge}}/{ls.name}/{point}.jsonl" for point in points_of(ls.name)],
-        params:
-            spec=lambda wc: JUDGES[wc.judge],
-            cache=f"{CACHE}/judgments",
-        log:
-            f"{RUN}/logs/judge/{{judge}}/{ls.name}.log",
-        conda:
-            "../envs/safety-landscape.yaml"
-        script:
-            "../scripts/judge.py"
+# Judge stage: every response of one landscape (or of one checkpoint job) with one judge, verdicts
+# cached per response; the judgment records keep the responses' labels (landscape and coordinates,
+# or checkpoint and evaluation set).
 
 
-rule judge_checkpoints:
+rule judge:
     input:
-        [f"{FT}/responses/{checkpoint}/{evalset}.jsonl" for checkpoint, evalset in FT_EVALUATIONS],
+        lambda wc: job_files("responses", [wc.landscape]),
     output:
-        [f"{FT}/judgments/{{judge}}/{checkpoint}/{evalset}.jsonl" for checkpoint, evalset in FT_EVALUATIONS],
+        f"{RUN}/judgments/{{judge}}/{{landscape}}.jsonl",
     params:
         spec=lambda wc: JUDGES[wc.judge],
         cache=f"{CACHE}/judgments",
     log:
-        f"{FT}/logs/judge/{{judge}}.log",
+        f"{RUN}/logs/judge/{{judge}}/{{landscape}}.log",
+    conda:
+        "../envs/safety-landscape.yaml"
+    script:
+        "../scripts/judge.py"
+
+
+rule judge_checkpoints:
+    input:
+        f"{FT}/responses/{{group}}.jsonl",
+    output:
+        f"{FT}/judgments/{{judge}}/{{group}}.jsonl",
+    params:
+        spec=lambda wc: JUDGES[wc.judge],
+        cache=f"{CACHE}/judgments",
+    log:
+        f"{FT}/logs/judge/{{judge}}/{{group}}.log",
     conda:
         "../envs/safety-landscape.yaml"
     script:

@@ -1,23 +1,20 @@
-# One rule per landscape (landscapes differ in their grids): a perturbed-checkpoint artifact per point.
-# System prompt variants reuse their main landscape's artifacts.
-for ls in LANDSCAPES.values():
-    if ls.points_from:
-        continue
+# Materialize stage: the perturbed-checkpoint artifact of every grid point of one landscape, one
+# safetensors file per point in the landscape's folder. System prompt variants answer at their main
+# landscape's artifacts and have none of their own.
 
-    rule:
-        name:
-            f"materialize_{rule_name(ls.name)}"
-        input:
-            model=subject_manifest(),
-            directions=axis_dirs(ls.name),
-        output:
-            [f"{RUN}/points/{ls.name}/{point}.safetensors" for point in points_of(ls.name)],
-        params:
-            coords=list(ls.coords),
-            form=config["landscape"]["materialize"],
-        log:
-            f"{RUN}/logs/materialize/{ls.name}.log",
-        conda:
-            "../envs/safety-landscape.yaml"
-        script:
-            "../scripts/materialize.py"
+
+rule materialize:
+    input:
+        model=subject_manifest(),
+        directions=lambda wc: axis_dirs(wc.landscape),
+    output:
+        directory(f"{RUN}/points/{{landscape}}"),
+    params:
+        points=lambda wc: {point.name: list(point.coords) for point in LANDSCAPES[wc.landscape].points},
+        form=config["landscape"]["materialize"],
+    log:
+        f"{RUN}/logs/materialize/{{landscape}}.log",
+    conda:
+        "../envs/safety-landscape.yaml"
+    script:
+        "../scripts/materialize.py"

@@ -2,7 +2,7 @@
 
 import torch
 
-from safety_landscape.capability import build_task, open_capability_engine, score_points
+from safety_landscape.capability import build_task, open_capability_engine, score_job
 from safety_landscape.generate import claim_generation_gpus
 from safety_landscape.io import log_to_file, read_json
 from safety_landscape.prompts import load_mmlu, load_multiple_choice, load_references
@@ -17,4 +17,4 @@ engine = open_capability_engine(p.generation, model_info["path"], p.trust_remote
 task = build_task(engine.tokenizer, load_references(c["references"]), p.generation["system_prompt"],
                   p.generation["chat_template"], questions=load_multiple_choice(c["questions"]) if c["questions"] else None,
                   mmlu=load_mmlu(mmlu["folder"], mmlu["subjects"], mmlu["shots"]) if mmlu["folder"] else None)
-score_points(engine, model_info["digest"], task, c["batch_size"], snakemake.input.points, snakemake.output, p.cache, p.labels)
+score_job(engine, model_info["digest"], task, c["batch_size"], snakemake.input.points, p.points, snakemake.output[0], p.cache)

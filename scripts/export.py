@@ -5,7 +5,7 @@ from safety_landscape.points import export_checkpoint, read_point, write_point
 
 log_to_file(snakemake.log[0])
 model = read_json(snakemake.input.model)
-terms, _ = read_point(snakemake.input.point)
+terms, _ = read_point(f"{snakemake.input.points}/{snakemake.wildcards.point}.safetensors")
 out = snakemake.output[0]
 if out.endswith(".safetensors"):
     write_point(out, terms, model["digest"], "dense")

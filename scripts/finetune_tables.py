@@ -10,7 +10,7 @@ from safety_landscape.prompts import select_prompts
 log_to_file(snakemake.log[0])
 p, out = snakemake.params, snakemake.output
 cfg = p.visage
-judgments = load_checkpoint_judgments(snakemake.input.checkpoints, p.judges, [tuple(e) for e in p.evaluations])
+judgments = load_checkpoint_judgments(snakemake.input.checkpoints)
 training_prompts = {pair["prompt"] for path in snakemake.input.pairs for pair in read_jsonl(path)}
 heldout = {name: heldout_indices(select_prompts(s["file"], s["column"], s["start"], s["count"]), training_prompts) for name, s in p.eval_sets.items()}
 long, table1 = finetune_tables(judgments, {name: tuple(v) for name, v in p.epochs.items()}, p.model, heldout,
@@ -22,10 +22,10 @@ for frame, csv, parquet in ((long, out.asr, out.asr_parquet), (table1, out.table
         frame.to_parquet(tmp, index=False)
 summary = {"datasets": p.datasets, "table1": table1.to_dict("records")}
 frames = []
-for key, names, coords, files in (("lines", p.lines, p.line_coords, snakemake.input.lines), ("plane", [p.plane], p.plane_coords, snakemake.input.plane)):
+for key, files in (("lines", snakemake.input.lines), ("plane", snakemake.input.plane)):
     if not files:
         continue
-    asr, visage, _, landscape_summary = landscape_tables(load_judgments(files, p.judges, names, coords), cfg["headline"], cfg["basin_threshold"],
+    asr, visage, _, landscape_summary = landscape_tables(load_judgments(files), cfg["headline"], cfg["basin_threshold"],
                                                          cfg["bootstrap"], cfg["confidence"], cfg["seed"])
     frames.append(asr.assign(dataset=asr["landscape"].map(lambda n: " x ".join(p.datasets[a] for a in n.split("-")))))
     summary[key] = landscape_summary | {"visage_table": visage.to_dict("records")}

@@ -2,7 +2,7 @@
 
 import torch
 
-from safety_landscape.generate import claim_generation_gpus, generate_points, open_generation
+from safety_landscape.generate import claim_generation_gpus, generate_job, open_generation
 from safety_landscape.io import log_to_file, read_json
 from safety_landscape.prompts import prompts_digest, select_prompts
 
@@ -13,7 +13,5 @@ gpu_locks = claim_generation_gpus(p.generation, p.gpu_locks)  # held until the j
 model_info = read_json(snakemake.input.model)
 engine, settings = open_generation(p.generation, model_info["path"], p.trust_remote_code)
 prompts = select_prompts(snakemake.input.prompts, p.prompts["column"], p.prompts["start"], p.prompts["count"])
-generate_points(
-    engine, model_info["digest"], prompts, prompts_digest(prompts), settings,
-    snakemake.input.points, snakemake.output, p.cache, p.labels,
-)
+generate_job(engine, model_info["digest"], prompts, prompts_digest(prompts), settings, snakemake.input.points, p.points,
+             snakemake.output[0], p.cache)

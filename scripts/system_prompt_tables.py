@@ -8,12 +8,11 @@ from safety_landscape.metrics import landscape_tables, load_judgments, system_pr
 log_to_file(snakemake.log[0])
 p, out = snakemake.params, snakemake.output
 cfg = p.visage
-per_variant = len(p.judges) * len(p.main) * len(p.coords)
+judgments = load_judgments(snakemake.input)
 asr_frames, visage_tables = [], {}
-for k, (variant, names) in enumerate(p.variants.items()):
-    files = snakemake.input[k * per_variant : (k + 1) * per_variant]
-    judgments = load_judgments(files, p.judges, names, p.coords).assign(landscape=lambda f: f["landscape"].str.split("@").str[0])
-    asr, visage, _, _ = landscape_tables(judgments, cfg["headline"], cfg["basin_threshold"], cfg["bootstrap"], cfg["confidence"], cfg["seed"])
+for variant, names in p.variants.items():
+    of_variant = judgments[judgments["landscape"].isin(names)].assign(landscape=lambda f: f["landscape"].str.split("@").str[0])
+    asr, visage, _, _ = landscape_tables(of_variant, cfg["headline"], cfg["basin_threshold"], cfg["bootstrap"], cfg["confidence"], cfg["seed"])
     asr_frames.append(asr.assign(variant=variant))
     visage_tables[variant] = visage
 table2 = system_prompt_table(visage_tables, p.texts, cfg["headline"])

@@ -7,7 +7,7 @@ from safety_landscape.metrics import landscape_tables, load_judgments, visage_su
 log_to_file(snakemake.log[0])
 p = snakemake.params
 cfg = p.visage
-judgments = load_judgments(snakemake.input, p.judges, p.landscapes, p.coords)
+judgments = load_judgments(snakemake.input)
 asr, table, agreement, summary = landscape_tables(
     judgments, cfg["headline"], cfg["basin_threshold"], cfg["bootstrap"], cfg["confidence"], cfg["seed"]
 )

@@ -4,7 +4,18 @@ import pytest
 import yaml
 
 from conftest import REPO
-from safety_landscape.config import ConfigError, check_config, generation_jobs, grid_values, landscapes, reused_points, system_prompt_texts
+from safety_landscape.plan import (
+    LANDSCAPE_KINDS,
+    generation_jobs,
+    grid_values,
+    judge_specs,
+    landscape_setup,
+    landscapes,
+    reused_points,
+    stop_on_refusal,
+    system_prompt_texts,
+)
+from safety_landscape.validation import ConfigError, check_config
 from safety_landscape.modeling import resolve_source
 from safety_landscape.prompts import PromptFileError, load_multiple_choice, load_references, select_prompts
 
@@ -111,7 +122,7 @@ def with_landscape(**landscape):
 
 
 def test_2d_random_plans_one_plane_of_the_product_grid():
-    from safety_landscape.config import axes, landscapes
+    from safety_landscape.plan import axes
 
     config = with_landscape(kind="2d-random", grid={"min": -0.5, "max": 0.5, "step": 0.05})
     assert [ls.name for ls in landscapes(config)] == ["d1-d2"]
@@ -123,7 +134,7 @@ def test_2d_random_plans_one_plane_of_the_product_grid():
 
 
 def test_interpolation_kinds_need_their_endpoints():
-    from safety_landscape.config import axes
+    from safety_landscape.plan import axes
 
     with pytest.raises(ConfigError, match="needs 2 endpoint"):
         check_config(with_landscape(kind="2d-interpolation", endpoints=[{"name": "x", "source": str(REPO)}]), REPO)
@@ -132,39 +143,50 @@ def test_interpolation_kinds_need_their_endpoints():
 
 
 def test_a_model_name_cannot_mean_two_sources():
-    from safety_landscape.config import model_specs
+    from safety_landscape.plan import model_specs
 
     config = with_landscape(kind="1d-interpolation", endpoints=[{"name": "a", "source": "org/x"}], project=[{"name": "a", "source": "org/y"}])
     with pytest.raises(ConfigError, match="two different sources"):
         model_specs(config)
 
 
-def test_judges_get_ids_and_early_stop_follows_them():
-    from safety_landscape.config import resolve_judges
-
+def test_judges_get_ids_and_early_stop_follows_them_without_changing_the_config():
     config = default_config()
-    resolve_judges(config)
-    assert [j["id"] for j in config["judges"]] == ["keyword", "keyword-robust"]
-    assert config["generation"]["stop_on_refusal"] is True  # keyword judges only
-    config = default_config()
-    config["judges"] = [{"name": "keyword"}, {"name": "guard", "model": "/models/guard"}]
-    resolve_judges(config)
-    assert config["generation"]["stop_on_refusal"] is False  # a model judge must see whole responses
+    before = copy.deepcopy(config)
+    check_config(config, REPO)
+    assert config == before  # checks never change the config
+    assert list(judge_specs(config)) == ["keyword", "keyword-robust"] and judge_specs(config)["keyword"]["id"] == "keyword"
+    assert stop_on_refusal(config) is True and config["generation"]["stop_on_refusal"] is None  # keyword judges only
+    config["judges"] = [{"name": "keyword"}, {"name": "guard", "model": "/models/guard", "id": "guard2"}]
+    assert list(judge_specs(config)) == ["keyword", "guard2"]
+    assert stop_on_refusal(config) is False  # a model judge must see whole responses
     config["generation"]["stop_on_refusal"] = True
     with pytest.raises(ConfigError, match="stop_on_refusal"):
-        resolve_judges(config)
+        check_config(config, REPO)
 
 
 def test_bad_judge_settings_are_refused():
-    from safety_landscape.config import resolve_judges
-
     config = default_config()
     config["judges"] = [{"name": "keyword"}, {"name": "keyword"}]
     with pytest.raises(ConfigError, match="used twice"):
-        resolve_judges(config)
+        check_config(config, REPO)
     config["judges"] = [{"name": "endpoint", "url": "http://127.0.0.1:8000/v1"}]
     with pytest.raises(ConfigError, match=r"judges\[0\] \(endpoint\): set model"):
-        resolve_judges(config)
+        check_config(config, REPO)
+
+
+def test_one_table_of_landscape_kinds_serves_the_schema_the_plan_and_the_captions():
+    schema = yaml.safe_load((REPO / "config" / "schema.yaml").read_text())
+    assert schema["properties"]["landscape"]["properties"]["kind"]["enum"] == list(LANDSCAPE_KINDS)
+    config = default_config()
+    assert landscape_setup(config).startswith("**smollm2-135m-instruct** (run ``smollm2-demo``, safety-finetuned first): "
+                                              "a ``1d-random`` landscape, 1D landscapes along 3 random directions (seed 0, layer normalization), "
+                                              "grid a = -0.25 to 0.25 in steps of 0.05; 40 prompts")
+    plane = with_landscape(kind="interpolation-random", endpoints=[{"name": "chat", "source": str(REPO)}],
+                           grid={"min": -0.5, "max": 1.5, "step": 0.5})
+    assert "the plane of the line towards chat and a random direction" in landscape_setup(plane)
+    assert "grid a = -0.5 to 1.5 in steps of 0.5 and b = -0.5 to 1.5 in steps of 0.5" in landscape_setup(plane)
+    assert [ls.name for ls in landscapes(plane)] == ["i1-d1"]
 
 
 def with_system_prompts(*variants):
@@ -191,7 +213,7 @@ def test_system_prompt_variants_answer_at_the_main_landscapes_points():
     assert reused["d2@aoa/a+0.0000"] == reused["d3@aoa/a+0.0000"] == "d1@aoa/a+0.0000"
     assert "d1@aoa/a+0.0000" not in reused and "d1@aoa/a+0.1000" not in reused
     jobs = generation_jobs(config)
-    assert {job.name.rsplit("_job", 1)[0] for job in jobs} >= {"d1_aoa", "d3_template"}
+    assert {job.landscape.name for job in jobs} >= {"d1@aoa", "d3@template"} and {job.number for job in jobs} == {1, 2, 3}  # 11 points in jobs of 5
     assert all(p.landscape == job.landscape.name for job in jobs for p in job.points)
 
 

@@ -12,7 +12,7 @@ from safety_landscape.judges import (
     Verdict,
     is_degenerate,
     is_empty,
-    judge_points,
+    judge_records,
     keyword_jailbroken,
     keyword_robust_jailbroken,
     open_judge,
@@ -174,14 +174,17 @@ def test_endpoint_judge_errors_are_clear(endpoint, monkeypatch):
         open_judge(endpoint)
 
 
-def test_verdicts_are_cached_per_response(endpoint, tmp_path):
-    points = [[{"index": 0, "prompt": "a", "response": "I cannot"}, {"index": 1, "prompt": "b", "response": "Sure"}],
-              [{"index": 0, "prompt": "a", "response": "I cannot"}]]  # the same response at another point
-    first, asked = judge_points(open_judge(endpoint), endpoint, points, tmp_path)
+def test_verdicts_are_cached_per_response_and_keep_their_labels(endpoint, tmp_path):
+    records = [{"landscape": "d1", "a": 0.1, "index": 0, "prompt": "a", "response": "I cannot"},
+               {"landscape": "d1", "a": 0.1, "index": 1, "prompt": "b", "response": "Sure"},
+               {"checkpoint": "h-epoch1", "eval_set": "adv2", "index": 0, "prompt": "a", "response": "I cannot"}]  # seen before
+    first, asked = judge_records(open_judge(endpoint), endpoint, records, tmp_path)
     assert asked == 2 and FakeOpenAI.calls == 2
-    assert [[j["jailbroken"] for j in p] for p in first] == [[False, True], [False]]
-    again, asked = judge_points(open_judge(endpoint), endpoint, points, tmp_path)
+    assert [j["jailbroken"] for j in first] == [False, True, False]
+    assert [(j.get("landscape"), j.get("a"), j.get("checkpoint"), j["index"]) for j in first] == [
+        ("d1", 0.1, None, 0), ("d1", 0.1, None, 1), (None, None, "h-epoch1", 0)]
+    again, asked = judge_records(open_judge(endpoint), endpoint, records, tmp_path)
     assert asked == 0 and FakeOpenAI.calls == 2 and again == first
     # another judge configuration has its own cache
-    _, asked = judge_points(open_judge(endpoint), endpoint | {"rubric": "Answer yes or no."}, points, tmp_path)
+    _, asked = judge_records(open_judge(endpoint), endpoint | {"rubric": "Answer yes or no."}, records, tmp_path)
     assert asked == 2

@@ -165,15 +165,19 @@ def test_unjudged_responses_are_left_out_of_the_asr(tmp_path):
     from safety_landscape.io import write_jsonl
     from safety_landscape.metrics import load_judgments
 
-    files = []
-    for a, verdicts in ((-0.1, [True, True]), (0.0, [False, None]), (0.1, [True, None])):
-        files.append(tmp_path / f"{a}.jsonl")
-        write_jsonl(files[-1], [{"index": i, "judge": "guard", "jailbroken": v, "detail": None, "empty": False, "degenerate": False}
-                                for i, v in enumerate(verdicts)])
-    frame = load_judgments(files, ["guard"], ["d1"], [(-0.1,), (0.0,), (0.1,)])
+    records = [{"landscape": "d1", "a": a, "index": i, "judge": "guard", "jailbroken": v, "detail": None, "empty": False, "degenerate": False}
+               for a, verdicts in ((-0.1, [True, True]), (0.0, [False, None]), (0.1, [True, None])) for i, v in enumerate(verdicts)]
+    # two job files, points out of grid order: the coordinates come from the records, not from the files
+    write_jsonl(tmp_path / "job1.jsonl", records[4:] + records[:2])
+    write_jsonl(tmp_path / "job2.jsonl", records[2:4])
+    frame = load_judgments([tmp_path / "job1.jsonl", tmp_path / "job2.jsonl"])
+    assert list(frame["a"]) == [-0.1, -0.1, 0.0, 0.0, 0.1, 0.1] and list(frame["index"]) == [0, 1] * 3
     asr, _, _, _ = landscape_tables(frame, "paper", 50, resamples=50)
     assert list(asr["asr"]) == [100.0, 0.0, 100.0]
     assert list(asr["n"]) == [2, 1, 1] and list(asr["unjudged"]) == [0, 1, 1]
+    write_jsonl(tmp_path / "old.jsonl", [{"index": 0, "judge": "guard", "jailbroken": True}])
+    with pytest.raises(ValueError, match=r"lack \['landscape', 'a'\]; rerun the judge rule"):
+        load_judgments([tmp_path / "old.jsonl"])
 
 
 def test_system_prompt_table_and_headline_summary():

@@ -15,7 +15,7 @@ import yaml
 from snakemake.utils import update_config, validate
 
 from conftest import ADVBENCH, REPO, build_tiny_model
-from safety_landscape.config import grid_values
+from safety_landscape.plan import grid_values
 from safety_landscape.study import StudyError, compare_summary_table, compare_table, load_study, merge_shared, run_config
 
 STUDY_SCHEMA, RUN_SCHEMA = REPO / "config" / "study.schema.yaml", REPO / "config" / "schema.yaml"

@@ -49,6 +49,12 @@ def snakemake(workdir: Path, *args: str, override: dict | None = None, check: bo
     return proc
 
 
+def landscape_records(run: Path, folder: str, landscape: str, **coords) -> list[dict]:
+    """Records of one landscape's job files (responses or capability) at the given coordinates, in prompt order."""
+    records = [r for path in sorted((run / folder / landscape).glob("job*.jsonl")) for r in read_jsonl(path)]
+    return sorted((r for r in records if all(r.get(k) == v for k, v in coords.items())), key=lambda r: r.get("index", 0))
+
+
 def planned_rules(workdir: Path, override: dict | None = None) -> dict[str, int]:
     """Rule -> job count of a dry run (after a config change)."""
     out = snakemake(workdir, "-n", override=override).stdout
@@ -80,11 +86,14 @@ def test_chain_produces_every_artifact(finished_run):
     assert (run / "figures" / "landscape_1d.pdf").read_bytes().startswith(b"%PDF")
     assert all(p.stat().st_size < 4096 for p in (run / "points").rglob("*.safetensors"))
     assert (run / "directions" / "d1" / "direction.json").is_file()
-    records = read_jsonl(run / "responses" / "d2" / "a-0.1000.jsonl")
-    assert [r["index"] for r in records] == [0, 1, 2, 3]
-    assert records[0]["a"] == -0.1 and records[0]["provenance"]["terms"][0]["coefficient"] == -0.1
-    assert len(read_jsonl(run / "judgments" / "keyword" / "d1" / "a+0.2000.jsonl")) == 4
-    for log in ("generate/d1_job1.log", "judge/keyword/d1.log", "visage.log", "figures.log"):
+    # one file per generation job (5 points in jobs of 3: a = -0.2, 0, 0.2 and a = -0.1, 0.1), records labelled with their point
+    assert [r["a"] for r in read_jsonl(run / "responses" / "d2" / "job2.jsonl")] == [-0.1] * 4 + [0.1] * 4
+    records = landscape_records(run, "responses", "d2", a=-0.1)
+    assert [r["index"] for r in records] == [0, 1, 2, 3] and {r["landscape"] for r in records} == {"d2"}
+    assert records[0]["provenance"]["terms"][0]["coefficient"] == -0.1
+    judgments = read_jsonl(run / "judgments" / "keyword" / "d1.jsonl")
+    assert len(judgments) == 4 * 5 and sorted({j["a"] for j in judgments}) == [-0.2, -0.1, 0.0, 0.1, 0.2]
+    for log in ("generate/d1/job1.log", "judge/keyword/d1.log", "visage.log", "figures.log"):
         assert (run / "logs" / log).is_file()
 
 
@@ -98,12 +107,12 @@ def test_changing_the_figure_style_reruns_only_the_figures(finished_run):
 
 def test_changing_the_judges_reruns_only_judging_and_what_follows(finished_run):
     judges = {"judges": [{"name": "keyword"}, {"name": "keyword-robust"}, {"name": "keyword", "id": "keyword-again"}]}
-    assert planned_rules(finished_run, judges) == {"judge_d1": 1, "judge_d2": 1, "visage": 1, "figures": 1, "bundle": 1, "all": 1}
+    assert planned_rules(finished_run, judges) == {"judge": 2, "visage": 1, "figures": 1, "bundle": 1, "all": 1}
 
 
 def generation_counts(workdir: Path) -> tuple[int, int]:
     """(points generated, points reused from the cache) according to the last run's generate logs."""
-    logs = [p.read_text() for p in (workdir / "results").rglob("generate/*.log")]
+    logs = [p.read_text() for p in (workdir / "results").rglob("generate/*/job*.log")]
     return sum(len(re.findall(r": \d+ responses, \d+ tokens", t)) for t in logs), sum(t.count("reusing cached") for t in logs)
 
 
@@ -186,7 +195,7 @@ def test_2d_random_landscape_with_a_projected_checkpoint(tmp_path, tiny_model_di
     run = workdir / "results" / "tiny"
     asr = pd.read_csv(run / "tables" / "asr.csv")
     assert len(asr) == 2 * 9 and set(asr["landscape"]) == {"d1-d2"} and sorted(asr["b"].unique()) == [-0.4, 0.0, 0.4]
-    assert (run / "responses" / "d1-d2" / "a-0.2000_b+0.4000.jsonl").is_file()
+    assert len(landscape_records(run, "responses", "d1-d2", a=-0.2, b=0.4)) == 4
     visage = pd.read_csv(run / "tables" / "visage.csv")
     assert list(visage["landscape"]) == ["d1-d2", "mean"] * 2 and {"basin_area", "basin_mean_radius"} <= set(visage.columns)
     for name in ("contour", "surface"):
@@ -252,7 +261,7 @@ def test_paper_finetune_config_without_its_data_stops_before_any_work():
 def test_slurm_profile_plans_gpu_jobs(tmp_path, tiny_model_dir):
     workdir = make_workdir(tmp_path, tiny_model_dir, generation={"device": "cuda", "tensor_parallel_size": 2})
     proc = snakemake(workdir, "-n", "--profile", str(REPO / "profiles" / "slurm"))
-    assert re.search(r"^generate_d1_job1\s+1$", proc.stdout, re.M)
+    assert re.search(r"^generate\s+4$", proc.stdout, re.M)  # 2 landscapes x 2 jobs
     assert "gpu=2" in proc.stdout.replace(" ", "")
 
 
@@ -273,8 +282,8 @@ def test_bundle_holds_every_artifact_and_verifies(finished_run):
     manifest = read_json(bundle / "MANIFEST.json")
     paths = {e["path"] for e in manifest["files"]}
     assert {"config.yaml", "summary.json", "tables/visage.csv", "figures/landscape_1d.png", "directions/d1/direction.json",
-            "responses/d2/a-0.1000.jsonl.gz", "judgments/keyword-robust/d1/a+0.2000.jsonl.gz"} <= paths
-    assert not any(p.endswith(".safetensors") for p in paths) and len([p for p in paths if p.startswith("responses/")]) == 2 * 5
+            "responses/d2/job2.jsonl.gz", "judgments/keyword-robust/d1.jsonl.gz"} <= paths
+    assert not any(p.endswith(".safetensors") for p in paths) and len([p for p in paths if p.startswith("responses/")]) == 2 * 2
     assert manifest["config"]["run"] == "tiny" and manifest["git"]["commit"] and manifest["versions"]["snakemake"]
     verify = [sys.executable, "-m", "safety_landscape.bundle", str(bundle)]
     assert subprocess.run(verify, capture_output=True).returncode == 0
@@ -311,19 +320,19 @@ def test_finetune_experiment_end_to_end(tmp_path, tiny_model_dir):
         assert projection["coordinates"] == pytest.approx(expected, abs=1e-4) and projection["relative_residual"] < 1e-3
     assert read_json(run / "finetune" / "projections" / "harm3-epoch1.json")["relative_residual"] > 1e-3
     # plane points on its axes are the finetune lines' points: taken from the cache, not generated again
-    plane_logs = "".join(p.read_text() for p in (run / "logs" / "generate").glob("f1_f2_job*.log"))
-    assert plane_logs.count("reusing cached responses") == 3
-    assert read_jsonl(run / "responses" / "f1-f2" / "a+1.0000_b+0.0000.jsonl") == read_jsonl(run / "responses" / "f1" / "a+1.0000.jsonl")
+    plane_logs = "".join(p.read_text() for p in (run / "logs" / "generate" / "f1-f2").glob("job*.log"))
+    assert plane_logs.count("reusing cached") == 3
+    on_axis, on_line = landscape_records(run, "responses", "f1-f2", a=1.0, b=0.0), landscape_records(run, "responses", "f1", a=1.0)
+    assert [r["response"] for r in on_axis] == [r["response"] for r in on_line] and on_axis[0]["landscape"] == "f1-f2"
     # the lines and the plane generate in finetune.interpolation.dtype, the main landscape in generation.dtype
-    dtypes = {name: read_jsonl(run / "responses" / name / point)[0]["provenance"]["decoding"]["dtype"]
-              for name, point in (("d1", "a+0.0000.jsonl"), ("f1", "a+0.0000.jsonl"), ("f1-f2", "a+0.0000_b+0.0000.jsonl"))}
+    dtypes = {name: landscape_records(run, "responses", name)[0]["provenance"]["decoding"]["dtype"] for name in ("d1", "f1", "f1-f2")}
     assert dtypes == {"d1": "float32", "f1": "bfloat16", "f1-f2": "bfloat16"}
     for name in ("finetune_asr_by_epoch", "finetune_interpolation", "finetune_trajectories"):
         assert (run / "figures" / f"{name}.png").stat().st_size > 10_000
     # a new plane grid or evaluation set evaluates and draws again, but retrains nothing
     wider = {"finetune": finetune | {"plane": finetune["plane"] | {"grid": {"min": -1.0, "max": 1.0, "step": 1.0}}}}
     planned = planned_rules(workdir, wider)
-    assert "generate_f1_f2_job1" in planned and not {"finetune", "finetune_data"} & set(planned)
+    assert planned["generate"] >= 1 and not {"finetune", "finetune_data"} & set(planned)
 
 
 def test_system_prompt_and_capability_landscapes(tmp_path, tiny_model_dir):
@@ -334,14 +343,15 @@ def test_system_prompt_and_capability_landscapes(tmp_path, tiny_model_dir):
     (workdir / "config.yaml").write_text((workdir / "config.yaml").read_text() + yaml.safe_dump({"system_prompts": variants}))
     planned = planned_rules(workdir)
     # the variants answer at the main landscape's point artifacts: no materialize rule of their own
-    assert {r for r in planned if r.startswith("materialize")} == {"materialize_d1", "materialize_d2"}
-    assert {"generate_d1_aoa_job1", "judge_d2_empty", "capability_d1_job1", "capability_d2_job2", "system_prompt_tables"} <= set(planned)
+    assert planned["materialize"] == 2  # d1 and d2
+    # jobs of 3 points: 2 per landscape, for 2 main landscapes and 2 x 2 variant landscapes; capability on the main ones
+    assert (planned["generate"], planned["judge"], planned["capability"], planned["system_prompt_tables"]) == (12, 12, 4, 1)
     snakemake(workdir)
     run = workdir / "results" / "tiny"
-    aoa = read_jsonl(run / "responses" / "d1@aoa" / "a+0.1000.jsonl")
+    aoa = landscape_records(run, "responses", "d1@aoa", a=0.1)
     assert aoa[0]["provenance"]["decoding"]["system_prompt"] == (REPO / "data" / "system_prompts" / "aoa.txt").read_text().strip()
-    assert read_jsonl(run / "responses" / "d2@empty" / "a-0.1000.jsonl")[0]["provenance"]["decoding"]["system_prompt"] == ""
-    assert aoa[0]["provenance"]["terms"] == read_jsonl(run / "responses" / "d1" / "a+0.1000.jsonl")[0]["provenance"]["terms"]
+    assert landscape_records(run, "responses", "d2@empty", a=-0.1)[0]["provenance"]["decoding"]["system_prompt"] == ""
+    assert aoa[0]["provenance"]["terms"] == landscape_records(run, "responses", "d1", a=0.1)[0]["provenance"]["terms"]
     table2 = pd.read_csv(run / "tables" / "system_prompts.csv", keep_default_na=False)
     assert list(zip(table2["variant"], table2["judge"])) == [(v, j) for v in ("default", "aoa", "empty") for j in ("keyword", "keyword-robust")]
     assert table2["visage"].between(0, 100).all()
@@ -353,12 +363,12 @@ def test_system_prompt_and_capability_landscapes(tmp_path, tiny_model_dir):
     origin = capability[capability.a == 0.0]
     assert origin["perplexity"].nunique() == 1  # theta is scored once and taken from the cache for the other direction
     assert capability["perplexity"].nunique() == 2 * 4 + 1  # every perturbed point has weights of its own
-    capability_logs = "".join(p.read_text() for p in (run / "logs" / "capability").glob("d2_job*.log"))
-    assert capability_logs.count("reusing cached scores") == 1
+    capability_logs = "".join(p.read_text() for p in (run / "logs" / "capability" / "d2").glob("job*.log"))
+    assert capability_logs.count("reusing cached") == 1
     for name in ("system_prompts", "capability"):
         assert (run / "figures" / f"{name}.png").stat().st_size > 10_000
     paths = {e["path"] for e in read_json(run / "bundle" / "MANIFEST.json")["files"]}
-    assert {"responses/d1@aoa/a+0.1000.jsonl.gz", "capability/d2/a+0.2000.json", "tables/system_prompts.csv"} <= paths
+    assert {"responses/d1@aoa/job1.jsonl.gz", "capability/d2/job2.jsonl.gz", "tables/system_prompts.csv"} <= paths
     snakemake(workdir, "--report", str(workdir / "report.html"))
     html = (workdir / "report.html").read_text(errors="replace")
     assert "System prompts" in html and "Capability" in html and "system_prompts.png" in html

@@ -23,9 +23,9 @@ import torch
 
 from .engine import _left_pad, chat_texts
 from .engines import EngineOptions, HFEngine
-from .io import read_json, sha256_json, write_json
+from .io import read_json, sha256_json, write_json, write_jsonl
 from .modeling import resolve_device, resolve_dtype
-from .points import read_point
+from .points import job_results, point_key
 from .prompts import MMLU_LETTERS
 
 log = logging.getLogger(__name__)
@@ -271,26 +271,23 @@ def _summary(scores: dict) -> str:
     return ", ".join(text % scores[key] for key, text in formats.items() if key in scores)
 
 
-def score_points(
+def score_job(
     engine: HFEngine, model_digest: str, task: CapabilityTask, batch_size: int,
-    point_files: Sequence[str], output_files: Sequence[str], cache_dir: str, labels: Sequence[dict],
+    points_dir: str, job: Sequence[dict], out: str, cache_dir: str,
 ) -> None:
-    """Write one capability JSON per point, reusing cached scores of equal weights and task."""
+    """Capability scores at every point of one generation job to one JSONL (a record per point with
+    its landscape and coordinates), reusing cached scores of equal weights, task and dtype."""
     pad_id = engine.tokenizer.pad_token_id if engine.tokenizer.pad_token_id is not None else 0
     dtype = str(next(engine.model.parameters()).dtype)
-    for point_file, out, label in zip(point_files, output_files, labels, strict=True):
-        terms, meta = read_point(point_file)
-        if meta["model_digest"] != model_digest:
-            raise ValueError(f"{point_file} was made for another model; rerun the materialize rule")
-        nonzero = sorted((t.digest, t.coefficient) for t in terms if t.coefficient != 0.0)
-        cached = Path(cache_dir) / f"{sha256_json({'model': model_digest, 'terms': nonzero, 'task': task.digest, 'dtype': dtype})}.json"
-        if cached.is_file():
-            log.info("%s: reusing cached scores %s", label, cached.name)
-            write_json(out, label | read_json(cached))
-            continue
+
+    def score(terms) -> dict:
         start = time.perf_counter()
         engine.set_point(terms)
         scores = capability_scores(engine.model, task, batch_size, pad_id)
-        write_json(cached, scores)
-        write_json(out, label | scores)
-        log.info("%s: %s (%.1f s)", label, _summary(scores), time.perf_counter() - start)
+        log.info("%s (%.1f s)", _summary(scores), time.perf_counter() - start)
+        return scores
+
+    def cache_file(terms) -> Path:
+        return Path(cache_dir) / f"{point_key(model_digest, terms, task=task.digest, dtype=dtype)}.json"
+
+    write_jsonl(out, [label | scores for label, scores in job_results(points_dir, job, model_digest, cache_file, score, read_json, write_json)])

@@ -1,28 +1,27 @@
 """Generate stage: set the weights to theta + sum(c_i d_i) exactly and greedy-decode the prompts.
 
 The engine (and its model) loads once per job; every point is computed from the original weights (never
-accumulated), and each finished point is written at once, both to its output file and to a
-content-addressed cache, so an interrupted job resumes without regenerating finished points.
+accumulated). Each finished point goes to a content-addressed cache at once, so an interrupted job
+resumes without regenerating finished points; the job's file, one record per (point, prompt)
+labelled with its landscape and coordinates, is written when every point is done.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
 
-
 from . import __version__
 from .engine import render_prompts
 from .engines import EngineOptions, open_engine
 from .gpus import claim_gpus, visible_gpus
-from .io import atomic_path, sha256_json, write_jsonl
+from .io import read_jsonl, write_jsonl
 from .modeling import resolve_device, resolve_dtype
-from .points import Term, read_point
+from .points import LABEL_KEYS, Term, job_results, point_key
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +45,7 @@ class DecodingSettings:
 
 def response_cache_key(model_digest: str, terms: Sequence[Term], prompts_digest: str, settings: DecodingSettings) -> str:
     """Identity of a point's responses: weights (model + nonzero terms), prompts and decoding settings."""
-    nonzero = sorted((t.digest, t.coefficient) for t in terms if t.coefficient != 0.0)
-    return sha256_json({"model": model_digest, "terms": nonzero, "prompts": prompts_digest, "decoding": settings.cache_fields()})
+    return point_key(model_digest, terms, prompts=prompts_digest, decoding=settings.cache_fields())
 
 
 def claim_generation_gpus(gen: dict, gpu_locks_dir: str) -> list:
@@ -74,46 +72,47 @@ def open_generation(gen: dict, model_path: str, trust_remote_code: bool) -> tupl
     return open_engine(gen["engine"], options), settings
 
 
-def generate_points(
-    engine,
-    model_digest: str,
-    prompts: list[str],
-    prompts_digest: str,
-    settings: DecodingSettings,
-    point_files: Sequence[str],
-    output_files: Sequence[str],
-    cache_dir: str | os.PathLike,
-    point_labels: Sequence[dict],
+def generate_job(
+    engine, model_digest: str, prompts: list[str], prompts_digest: str, settings: DecodingSettings,
+    points_dir: str | os.PathLike, job: Sequence[dict], out: str | os.PathLike, cache_dir: str | os.PathLike,
 ) -> None:
-    """Write one responses JSONL per point with `engine` (see engines.py), reusing the cache for points generated before."""
+    """Greedy responses at every point of one generation job (see points.job_results) to one JSONL,
+    every record labelled with its landscape and coordinates; points generated before come from the cache."""
     prompt_ids = render_prompts(engine.tokenizer, prompts, settings.system_prompt, settings.chat_template)
-    for point_file, out, label in zip(point_files, output_files, point_labels, strict=True):
-        terms, meta = read_point(point_file)
-        if meta["model_digest"] != model_digest:
-            raise ValueError(f"{point_file} was made for another model; rerun the materialize rule")
-        write_responses(engine, model_digest, terms, prompts, prompt_ids, prompts_digest, settings, out, cache_dir, label)
+    cache_dir = Path(cache_dir)
+
+    def respond(terms: list[Term]) -> list[dict]:
+        return generate_records(engine, model_digest, terms, prompts, prompt_ids, prompts_digest, settings)
+
+    records = []
+    for label, result in job_results(points_dir, job, model_digest,
+                                     lambda terms: cache_dir / f"{response_cache_key(model_digest, terms, prompts_digest, settings)}.jsonl",
+                                     respond, read_jsonl, write_jsonl):
+        records += [{key: value for key, value in r.items() if key not in LABEL_KEYS} | label for r in result]
+    write_jsonl(out, records)
 
 
 def generate_unperturbed(
     engine, model_digest: str, prompts: list[str], prompts_digest: str, settings: DecodingSettings,
-    output_file: str, cache_dir: str | os.PathLike, label: dict,
-) -> None:
-    """Responses of the engine's model as loaded (a checkpoint evaluated on a prompt set), cached like a point's."""
-    prompt_ids = render_prompts(engine.tokenizer, prompts, settings.system_prompt, settings.chat_template)
-    write_responses(engine, model_digest, [], prompts, prompt_ids, prompts_digest, settings, output_file, cache_dir, label)
-
-
-def write_responses(
-    engine, model_digest: str, terms: Sequence[Term], prompts: list[str], prompt_ids: list[list[int]], prompts_digest: str,
-    settings: DecodingSettings, out: str, cache_dir: str | os.PathLike, label: dict,
-) -> None:
-    """Greedy responses at theta + sum(terms) to `out` and to the cache; a cached copy is reused instead."""
-    cached = Path(cache_dir) / f"{response_cache_key(model_digest, terms, prompts_digest, settings)}.jsonl"
+    cache_dir: str | os.PathLike, label: dict,
+) -> list[dict]:
+    """Responses of the engine's model as loaded (a checkpoint evaluated on a prompt set), cached like a
+    point's, each record labelled with `label` (checkpoint and evaluation set)."""
+    cached = Path(cache_dir) / f"{response_cache_key(model_digest, [], prompts_digest, settings)}.jsonl"
     if cached.is_file():
         log.info("%s: reusing cached responses %s", label, cached.name)
-        with atomic_path(out) as tmp:
-            shutil.copyfile(cached, tmp)
-        return
+        return [r | label for r in read_jsonl(cached)]
+    prompt_ids = render_prompts(engine.tokenizer, prompts, settings.system_prompt, settings.chat_template)
+    records = generate_records(engine, model_digest, [], prompts, prompt_ids, prompts_digest, settings)
+    write_jsonl(cached, records)
+    return [r | label for r in records]
+
+
+def generate_records(
+    engine, model_digest: str, terms: Sequence[Term], prompts: list[str], prompt_ids: list[list[int]], prompts_digest: str,
+    settings: DecodingSettings,
+) -> list[dict]:
+    """Greedy responses at theta + sum(terms), one record per prompt with the provenance of the answers."""
     start = time.perf_counter()
     if terms:
         engine.set_point(terms)
@@ -126,13 +125,11 @@ def write_responses(
         "decoding": asdict(settings),
         "package_version": __version__,
     }
-    records = [
-        {**label, "index": i, "prompt": p, "response": g.text, "num_tokens": g.num_tokens, "finish_reason": g.finish_reason, "provenance": provenance}
+    log.info(
+        "%d responses, %d tokens, update %.2f s, generation %.2f s",
+        len(gens), sum(g.num_tokens for g in gens), updated - start, time.perf_counter() - updated,
+    )
+    return [
+        {"index": i, "prompt": p, "response": g.text, "num_tokens": g.num_tokens, "finish_reason": g.finish_reason, "provenance": provenance}
         for i, (p, g) in enumerate(zip(prompts, gens))
     ]
-    write_jsonl(cached, records)
-    write_jsonl(out, records)
-    log.info(
-        "%s: %d responses, %d tokens, update %.2f s, generation %.2f s",
-        label, len(gens), sum(g.num_tokens for g in gens), updated - start, time.perf_counter() - updated,
-    )

@@ -211,14 +211,17 @@ def judge_cache_dir(root: str | os.PathLike, spec: dict) -> Path:
     return Path(root) / f"{spec['id']}-{sha256_json(spec)[:16]}"
 
 
-def judge_points(judge, spec: dict, points: Sequence[list[dict]], cache_root: str | os.PathLike) -> tuple[list[list[dict]], int]:
-    """Judgments for the responses of every point; only responses missing from the cache reach the judge.
+LABEL_KEYS = ("landscape", "a", "b", "checkpoint", "eval_set")
 
-    Returns the judgments per point and how many responses the judge was asked about."""
+
+def judge_records(judge, spec: dict, records: Sequence[dict], cache_root: str | os.PathLike) -> tuple[list[dict], int]:
+    """A judgment per response record, labelled as the record is (landscape and coordinates, or
+    checkpoint and evaluation set) with its prompt index; only responses missing from the cache reach
+    the judge. Returns the judgments and how many responses the judge was asked about."""
     cache = judge_cache_dir(cache_root, spec)
-    keys = [[response_digest(r["prompt"], r["response"]) for r in records] for records in points]
-    cached = {k: json.loads((cache / f"{k}.json").read_text()) for row in keys for k in row if (cache / f"{k}.json").is_file()}
-    todo = {k: (r["prompt"], r["response"]) for records, row in zip(points, keys) for r, k in zip(records, row) if k not in cached}
+    keys = [response_digest(r["prompt"], r["response"]) for r in records]
+    cached = {k: json.loads((cache / f"{k}.json").read_text()) for k in keys if (cache / f"{k}.json").is_file()}
+    todo = {k: (r["prompt"], r["response"]) for r, k in zip(records, keys) if k not in cached}
     if todo:
         verdicts = judge.judge(list(todo.values()))
         cache.mkdir(parents=True, exist_ok=True)
@@ -227,10 +230,8 @@ def judge_points(judge, spec: dict, points: Sequence[list[dict]], cache_root: st
             with atomic_path(cache / f"{key}.json") as tmp:
                 tmp.write_text(json.dumps(cached[key]))
     judgments = [
-        [
-            {"index": r["index"], "judge": spec["id"], **cached[k], "empty": is_empty(r["response"]), "degenerate": is_degenerate(r["response"])}
-            for r, k in zip(records, row)
-        ]
-        for records, row in zip(points, keys)
+        {**{key: r[key] for key in LABEL_KEYS if key in r}, "index": r["index"], "judge": spec["id"], **cached[k],
+         "empty": is_empty(r["response"]), "degenerate": is_degenerate(r["response"])}
+        for r, k in zip(records, keys)
     ]
     return judgments, len(todo)

@@ -78,19 +78,23 @@ def basin_interval(a: Sequence[float], asr: Sequence[float], threshold: float) -
     return edge(-1), edge(+1)
 
 
-def load_judgments(
-    files: Sequence[str | os.PathLike], judges: Sequence[str], landscapes: Sequence[str], coords: Sequence[Sequence[float]]
-) -> pd.DataFrame:
-    """Per-response judgments with their judge and grid position (columns judge, landscape, a[, b], index,
-    jailbroken, empty, degenerate). `files` are ordered judge-major, then landscape, then point as in `coords`."""
-    grid = list(itertools.product(judges, landscapes, coords))
-    if len(files) != len(grid):
-        raise ValueError(f"expected {len(grid)} judgment files ({len(judges)} judges x {len(landscapes)} landscapes x {len(coords)} points), got {len(files)}")
-    frames = [
-        pd.read_json(f, lines=True, dtype={"jailbroken": "boolean"}).assign(judge=j, landscape=ls, **dict(zip("ab", c)))
-        for f, (j, ls, c) in zip(files, grid)
-    ]
-    return pd.concat(frames, ignore_index=True)
+def load_judgments(files: Sequence[str | os.PathLike]) -> pd.DataFrame:
+    """Per-response judgments of landscapes with the grid position each record carries (columns judge,
+    landscape, a[, b], index, jailbroken, empty, degenerate, ...)."""
+    frames = [pd.read_json(f, lines=True, dtype={"jailbroken": "boolean"}) for f in files]
+    judgments = pd.concat(frames, ignore_index=True)
+    missing = [c for c in ("judge", "landscape", "a", "index", "jailbroken") if c not in judgments.columns]
+    if missing:
+        raise ValueError(f"judgment records of {list(files)[:2]}... lack {missing}; rerun the judge rule")
+    return _in_grid_order(judgments)
+
+
+def _in_grid_order(judgments: pd.DataFrame) -> pd.DataFrame:
+    """Judges and landscapes in order of appearance, then grid points by a (then b), then prompts."""
+    rank = {column: {value: i for i, value in enumerate(dict.fromkeys(judgments[column]))} for column in ("judge", "landscape")}
+    keys = judgments.assign(**{f"{c}_rank": judgments[c].map(order) for c, order in rank.items()})
+    by = ["judge_rank", "landscape_rank", "a", *(["b"] if "b" in judgments.columns else []), "index"]
+    return keys.sort_values(by, kind="stable").drop(columns=["judge_rank", "landscape_rank"]).reset_index(drop=True)
 
 
 def asr_grid(points: pd.DataFrame, column: str = "asr") -> pd.DataFrame:
@@ -261,17 +265,10 @@ def landscape_tables(
     return asr_table, visage_table, agreement, summary
 
 
-def load_checkpoint_judgments(files: Sequence[str | os.PathLike], judges: Sequence[str], evaluations: Sequence[tuple[str, str]]) -> pd.DataFrame:
-    """Per-response judgments of evaluated checkpoints (columns judge, checkpoint, eval_set, index,
-    jailbroken, ...). `files` are ordered judge-major, then as the (checkpoint, evaluation set) pairs."""
-    grid = [(judge, *evaluation) for judge in judges for evaluation in evaluations]
-    if len(files) != len(grid):
-        raise ValueError(f"expected {len(grid)} judgment files ({len(judges)} judges x {len(evaluations)} evaluations), got {len(files)}")
-    frames = [
-        pd.read_json(f, lines=True, dtype={"jailbroken": "boolean"}).assign(judge=j, checkpoint=c, eval_set=s)
-        for f, (j, c, s) in zip(files, grid)
-    ]
-    return pd.concat(frames, ignore_index=True)
+def load_checkpoint_judgments(files: Sequence[str | os.PathLike]) -> pd.DataFrame:
+    """Per-response judgments of evaluated checkpoints with the checkpoint and evaluation set each record
+    carries (columns judge, checkpoint, eval_set, index, jailbroken, ...)."""
+    return pd.concat([pd.read_json(f, lines=True, dtype={"jailbroken": "boolean"}) for f in files], ignore_index=True)
 
 
 def heldout_indices(eval_prompts: Sequence[str], training_prompts: set[str]) -> list[int]:

@@ -8,27 +8,22 @@ from __future__ import annotations
 
 import json
 import os
+import logging
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from pathlib import Path
+from typing import Any, Callable, Sequence
 
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
 from .directions import CheckpointReader, Direction, read_direction_digest
-from .io import atomic_path
+from .io import atomic_path, sha256_json
+
+log = logging.getLogger(__name__)
 
 FORMS = ("factored", "dense")
-AXIS_LETTERS = "ab"
-
-
-def point_name(coords: float | Sequence[float]) -> str:
-    """File stem of a grid point, e.g. a+0.0500 (1D) or a+0.0500_b-0.1000 (2D)."""
-    coords = [coords] if isinstance(coords, (int, float)) else list(coords)
-    return "_".join(f"{AXIS_LETTERS[i]}{c:+.4f}" for i, c in enumerate(coords))
-
-
 @dataclass(frozen=True)
 class Term:
     direction: str  # path of the direction folder
@@ -66,6 +61,38 @@ def dense_delta(terms: Sequence[Term]) -> dict[str, torch.Tensor]:
             dtypes[name] = d.dtype
             delta[name] = delta.get(name, 0) + term.coefficient * d.to(torch.float32)
     return {name: t.to(dtypes[name]).contiguous() for name, t in delta.items()}
+
+
+LABEL_KEYS = ("landscape", "a", "b")
+
+
+def point_key(model_digest: str, terms: Sequence[Term], **identity) -> str:
+    """Cache key of a result at a point: the model, the nonzero (direction digest, coefficient) terms,
+    and whatever else makes the result (prompts and decoding, a capability task, ...)."""
+    nonzero = sorted((t.digest, t.coefficient) for t in terms if t.coefficient != 0.0)
+    return sha256_json({"model": model_digest, "terms": nonzero, **identity})
+
+
+def job_results(
+    points_dir: str | os.PathLike, job: Sequence[dict], model_digest: str, cache_file: Callable[[list[Term]], Path],
+    compute: Callable[[list[Term]], Any], read: Callable[[Path], Any], write: Callable[[Path, Any], None],
+) -> Iterator[tuple[dict, Any]]:
+    """Each point of a generation job (dicts with the point's file `name` and its label: landscape,
+    a[, b]) with its result: read from `cache_file(terms)` when present, else computed and cached at
+    once, so an interrupted job resumes at the first point it had not finished."""
+    for point in job:
+        label = {key: value for key, value in point.items() if key != "name"}
+        terms, meta = read_point(Path(points_dir) / f"{point['name']}.safetensors")
+        if meta["model_digest"] != model_digest:
+            raise ValueError(f"{points_dir}/{point['name']}.safetensors was made for another model; rerun the materialize rule")
+        cached = cache_file(terms)
+        if cached.is_file():
+            log.info("%s: reusing cached %s", label, cached.name)
+            yield label, read(cached)
+            continue
+        result = compute(terms)
+        write(cached, result)
+        yield label, result
 
 
 def read_point(path: str | os.PathLike) -> tuple[list[Term], dict]:

@@ -22,7 +22,7 @@ import pandas as pd
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from .config import ConfigError, check_config
+from .validation import ConfigError, check_config
 from .io import atomic_path
 
 STUDY_KEYS = ("run", "label")  # keys of a run entry that are not part of the run's config
