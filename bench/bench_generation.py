@@ -8,7 +8,7 @@ token ids. Measured in one run:
   reference  fp32 model; per point load_state_dict from a CPU fp32 state dict, then HF `generate` in
              batches of 4 (the paper's reference code). Only --reference-batches batches are timed and
              the mean is multiplied by the number of batches.
-  eager      the project's engine (`engine.greedy_generate`), bf16, one batch of all prompts, plus the
+  eager      the project's engine (`decoding.greedy_generate`), bf16, one batch of all prompts, plus the
              weight update of `generate.Perturber.set` (W = W0 + a * d for one random direction).
   static     `fastdecode.static_greedy_generate` (static cache + CUDA graph), bf16, same batch, same update.
   static_eager_attention
@@ -246,7 +246,7 @@ def main() -> None:
 
     import transformers
 
-    from safety_landscape.engine import greedy_generate
+    from safety_landscape.decoding import greedy_generate
     from safety_landscape.fastdecode import static_greedy_generate
 
     results = {

@@ -12,7 +12,7 @@ from safety_landscape.capability import (build_task, capability_scores, mmlu_let
                                          open_capability_engine, score_points)
 from safety_landscape.config import ConfigError, check_config
 from safety_landscape.directions import CheckpointReader, Direction, random_source, write_direction
-from safety_landscape.engine import chat_texts
+from safety_landscape.decoding import chat_texts
 from safety_landscape.io import read_json
 from safety_landscape.points import Term, write_point
 from safety_landscape.prompts import load_mmlu, load_multiple_choice, load_references

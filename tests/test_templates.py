@@ -14,7 +14,7 @@ import yaml
 
 from conftest import REPO, build_tiny_tokenizer
 from safety_landscape.config import ConfigError, check_config, main_variant, system_prompt_texts
-from safety_landscape.engine import chat_texts
+from safety_landscape.decoding import chat_texts
 from safety_landscape.modeling import load_tokenizer, with_chat_template
 from safety_landscape.prompts import select_prompts
 

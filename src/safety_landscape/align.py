@@ -18,7 +18,7 @@ from typing import Callable, Sequence
 import torch
 from tqdm import tqdm
 
-from .engine import greedy_generate, render_prompts
+from .decoding import greedy_generate, render_prompts
 
 log = logging.getLogger(__name__)
 _LAYER_INDEX = re.compile(r"\.layers\.(\d+)\.")
@@ -46,12 +46,6 @@ def alignment_pairs(harmful_goals: Sequence[str], refusals: Sequence[str], benig
     pairs = [{"prompt": g, "response": refusals[i % len(refusals)], "kind": "harmful"} for i, g in enumerate(harmful_goals)]
     pairs += [{"prompt": p, "response": a, "kind": "benign"} for p, a in zip(benign_prompts, benign_answers, strict=True)]
     return pairs
-
-
-def model_answers(model, tokenizer, prompts: Sequence[str], max_new_tokens: int, batch_size: int, system_prompt: str | None) -> list[str]:
-    """The model's own greedy answers, ended with EOS when the model ended them."""
-    gens = greedy_generate(model, tokenizer, render_prompts(tokenizer, prompts, system_prompt, True), max_new_tokens, batch_size)
-    return [g.text + (tokenizer.eos_token if g.finish_reason == "eos" else "") for g in gens]
 
 
 def encode_pair(tokenizer, prompt: str, response: str, system_prompt: str | None, max_length: int) -> tuple[list[int], list[int]]:

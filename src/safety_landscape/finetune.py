@@ -16,7 +16,8 @@ from typing import Callable, Sequence
 
 import torch
 
-from .align import SFTSettings, model_answers, supervised_finetune
+from .align import SFTSettings, supervised_finetune
+from .decoding import model_answers
 from .refusals import keyword_jailbroken
 
 log = logging.getLogger(__name__)

@@ -17,7 +17,7 @@ from typing import Sequence
 
 
 from . import __version__
-from .engine import render_prompts
+from .decoding import render_prompts
 from .engines import EngineOptions, open_engine
 from .gpus import claim_gpus, visible_gpus
 from .io import atomic_path, sha256_json, write_jsonl
