@@ -3,7 +3,7 @@
 import pandas as pd
 
 from safety_landscape.io import atomic_path, log_to_file, read_json
-from safety_landscape.metrics import capability_table
+from safety_landscape.tables import capability_table
 
 log_to_file(snakemake.log[0])
 table = capability_table([read_json(f) for f in snakemake.input.scores], pd.read_csv(snakemake.input.asr), snakemake.params.judge)

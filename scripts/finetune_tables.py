@@ -4,8 +4,9 @@ aligned -> finetuned and over their plane."""
 import pandas as pd
 
 from safety_landscape.io import atomic_path, log_to_file, read_jsonl, write_json
-from safety_landscape.metrics import finetune_tables, heldout_indices, landscape_tables, load_checkpoint_judgments, load_judgments
+from safety_landscape.metrics import heldout_indices
 from safety_landscape.prompts import select_prompts
+from safety_landscape.tables import finetune_tables, landscape_tables, load_checkpoint_judgments, load_judgments
 
 log_to_file(snakemake.log[0])
 p, out = snakemake.params, snakemake.output

@@ -3,7 +3,7 @@
 import pandas as pd
 
 from safety_landscape.io import atomic_path, log_to_file
-from safety_landscape.metrics import landscape_tables, load_judgments, system_prompt_table
+from safety_landscape.tables import landscape_tables, load_judgments, system_prompt_table
 
 log_to_file(snakemake.log[0])
 p, out = snakemake.params, snakemake.output

@@ -2,7 +2,7 @@
 judge agreement, and a run summary."""
 
 from safety_landscape.io import atomic_path, log_to_file, write_json
-from safety_landscape.metrics import landscape_tables, load_judgments, visage_summary_table
+from safety_landscape.tables import landscape_tables, load_judgments, visage_summary_table
 
 log_to_file(snakemake.log[0])
 p = snakemake.params
