@@ -69,6 +69,7 @@ def main() -> None:
                 checkpoint.mkdir()
                 save_file({n: p.detach().cpu() for n, p in params.items()}, str(checkpoint / "model.safetensors"))
                 for i, d in enumerate(directions):
+                    (tmp / f"d{i}").mkdir()
                     writer = ShardWriter(tmp / f"d{i}", 2 << 30)
                     for n, t in d.items():
                         writer.add(n, t.cpu())

@@ -2,10 +2,9 @@
 
 import pandas as pd
 
-from safety_landscape.io import atomic_path, log_to_file, read_json
+from safety_landscape.io import log_to_file, read_json, write_table
 from safety_landscape.tables import capability_table
 
 log_to_file(snakemake.log[0])
 table = capability_table([read_json(f) for f in snakemake.input.scores], pd.read_csv(snakemake.input.asr), snakemake.params.judge)
-with atomic_path(snakemake.output[0]) as tmp:
-    table.to_csv(tmp, index=False)
+write_table(table, snakemake.output[0])

@@ -7,15 +7,14 @@ import logging
 import math
 import os
 import re
-import shutil
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable, Sequence
 
 import torch
 from tqdm import tqdm
 
 from .decoding import render_prompts
+from .io import atomic_folder
 
 log = logging.getLogger(__name__)
 _LAYER_INDEX = re.compile(r"\.layers\.(\d+)\.")
@@ -122,12 +121,8 @@ def supervised_finetune(
 
 def save_model_folder(model, tokenizer, out_dir: str | os.PathLike) -> None:
     """Write a safetensors HF folder atomically (temp folder + rename)."""
-    out_dir = Path(out_dir)
-    tmp = out_dir.with_name(out_dir.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp, safe_serialization=True)
-    tokenizer.save_pretrained(tmp)
-    shutil.rmtree(out_dir, ignore_errors=True)
-    os.replace(tmp, out_dir)
+    with atomic_folder(out_dir) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
 
 
