@@ -8,11 +8,18 @@ import torch
 import yaml
 
 from conftest import REPO, build_tiny_tokenizer
-from safety_landscape.capability import (build_task, capability_scores, mmlu_letter_ids, mmlu_prompt, next_token_logprobs,
-                                         open_capability_engine, score_points)
+from safety_landscape.capability import (
+    build_task,
+    capability_scores,
+    mmlu_letter_ids,
+    mmlu_prompt,
+    next_token_logprobs,
+    open_capability_engine,
+    score_points,
+)
 from safety_landscape.config import ConfigError, check_config
-from safety_landscape.directions import CheckpointReader, Direction, random_source, write_direction
 from safety_landscape.decoding import chat_texts
+from safety_landscape.directions import CheckpointReader, Direction, random_source, write_direction
 from safety_landscape.io import read_json
 from safety_landscape.points import Term, write_point
 from safety_landscape.prompts import load_mmlu, load_multiple_choice, load_references

@@ -4,7 +4,15 @@ import pytest
 import yaml
 
 from conftest import REPO
-from safety_landscape.config import ConfigError, check_config, generation_jobs, grid_values, landscapes, reused_points, system_prompt_texts
+from safety_landscape.config import (
+    ConfigError,
+    check_config,
+    generation_jobs,
+    grid_values,
+    landscapes,
+    reused_points,
+    system_prompt_texts,
+)
 from safety_landscape.modeling import resolve_source
 from safety_landscape.prompts import PromptFileError, load_multiple_choice, load_references, select_prompts
 

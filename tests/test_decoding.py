@@ -1,7 +1,7 @@
 import pandas as pd
 
 from conftest import ADVBENCH
-from safety_landscape.decoding import left_pad, greedy_generate, render_prompts
+from safety_landscape.decoding import greedy_generate, left_pad, render_prompts
 
 
 def test_greedy_generate_equals_hf_generate(tiny_model):

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from conftest import ADVBENCH
+from safety_landscape.decoding import greedy_generate, left_pad, render_prompts
 from safety_landscape.directions import CheckpointReader, random_source, write_direction
-from safety_landscape.decoding import left_pad, greedy_generate, render_prompts
 from safety_landscape.engines import EngineOptions, HFEngine
 from safety_landscape.generate import DecodingSettings, generate_points
 from safety_landscape.io import read_jsonl
@@ -59,8 +59,8 @@ def test_generate_and_judge_smollm2_along_a_direction(smollm2, tmp_path):
 def test_early_stop_on_refusal_leaves_every_verdict_unchanged(smollm2_dir, tmp_path):
     """With a system prompt that makes SmolLM2 refuse some requests, compare full and early-stopped
     generations at several perturbation sizes: same keyword verdicts, fewer tokens."""
-    from safety_landscape.directions import Direction
     from safety_landscape.decoding import render_prompts
+    from safety_landscape.directions import Direction
     from safety_landscape.judges import keyword_jailbroken
 
     write_direction(tmp_path / "d1", CheckpointReader(smollm2_dir), random_source(0, "layer"), ["norm"], torch.float32, 1 << 30, {})

@@ -21,8 +21,8 @@ def alignment_pairs(harmful_goals: Sequence[str], refusals: Sequence[str], benig
 
 def evaluate_alignment(model, tokenizer, harmful: Sequence[str], benign: Sequence[str], max_new_tokens: int, system_prompt: str | None) -> dict:
     """Keyword-judge ASR on harmful prompts and the share of benign prompts answered (not refused)."""
-    from .refusals import keyword_jailbroken
     from .metrics import attack_success_rate
+    from .refusals import keyword_jailbroken
 
     def answers(prompts):
         ids = render_prompts(tokenizer, prompts, system_prompt, True)

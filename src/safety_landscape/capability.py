@@ -21,7 +21,7 @@ from typing import Sequence
 import pandas as pd
 import torch
 
-from .decoding import left_pad, chat_texts
+from .decoding import chat_texts, left_pad
 from .engines import EngineOptions, HFEngine
 from .io import read_json, sha256_json, write_json
 from .modeling import resolve_device, resolve_dtype

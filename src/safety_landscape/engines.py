@@ -13,8 +13,8 @@ from typing import Sequence
 
 import torch
 
-from .directions import CheckpointReader
 from .decoding import Generation, greedy_generate
+from .directions import CheckpointReader
 from .fastdecode import static_greedy_generate
 from .modeling import load_model, load_tokenizer
 from .points import DirectionStore, OriginalWeights, Perturber, Term, perturbed_tensors

@@ -29,7 +29,7 @@ from typing import Sequence
 
 import torch
 
-from .decoding import Generation, left_pad, stop_reason, decode_in_batches, eos_token_ids
+from .decoding import Generation, decode_in_batches, eos_token_ids, left_pad, stop_reason
 
 SYNC_EVERY = 8  # decode steps between two copies of the new tokens to the host
 

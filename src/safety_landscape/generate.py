@@ -15,7 +15,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
 
-
 from . import __version__
 from .decoding import render_prompts
 from .engines import EngineOptions, open_engine
