@@ -1,4 +1,4 @@
-"""Atomic file writes, digests and JSONL helpers shared by every stage."""
+"""Atomic writes (files, folders, tables), JSON and JSONL, digests and job logs, shared by every stage."""
 
 from __future__ import annotations
 

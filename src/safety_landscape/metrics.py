@@ -1,5 +1,6 @@
 """The maths of the safety landscape: attack success rate, the paper's VISAGE score (and the
-reference code's variant), basin geometry, bootstrap draws and judge agreement (pure functions)."""
+reference code's variant), basin geometry, bootstrap draws, judge agreement and held-out prompts
+(pure functions)."""
 
 from __future__ import annotations
 
