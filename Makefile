@@ -36,4 +36,5 @@ study: setup
 	$(VENV)/bin/snakemake -s rules/study.smk --cores 1 --configfile $(STUDY) --report results/studies/$$name/report.html
 
 test: setup-test
+	$(VENV)/bin/ruff check src scripts tests bench
 	$(PY) -m pytest -q

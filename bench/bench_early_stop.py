@@ -17,9 +17,9 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from safety_landscape.decoding import render_prompts
 from safety_landscape.directions import CheckpointReader, Direction, random_source, write_direction
 from safety_landscape.engines import EngineOptions, HFEngine
-from safety_landscape.engine import render_prompts
 from safety_landscape.judges import keyword_jailbroken
 from safety_landscape.points import Term
 

@@ -4,7 +4,7 @@ The model has the Llama-2-7B shape with random weights, built directly on the GP
 are AdvBench (goal, target) pairs rendered with a Llama-2-style [INST] template by a stand-in
 tokenizer (one token per word, random ids), so sequence lengths are close to the real ones. Measured
 in one run on one model (after a warm-up), with the project's code (`finetune.prepare_for_training`,
-`align.supervised_finetune`, `align.save_model_folder`), for two sequence profiles: "advbench" (the
+`training.supervised_finetune`, `training.save_model_folder`), for two sequence profiles: "advbench" (the
 pairs as they are) and "long" (each response stretched to --long-tokens words, like a model-written
 512-token answer):
 
@@ -31,8 +31,8 @@ import zlib
 import pandas as pd
 import torch
 
-from safety_landscape.align import SFTSettings, save_model_folder, supervised_finetune
 from safety_landscape.finetune import FinetuneSettings, prepare_for_training
+from safety_landscape.training import SFTSettings, save_model_folder, supervised_finetune
 
 
 class WordTokenizer:

@@ -8,8 +8,8 @@ token ids. Measured in one run:
   reference  fp32 model; per point load_state_dict from a CPU fp32 state dict, then HF `generate` in
              batches of 4 (the paper's reference code). Only --reference-batches batches are timed and
              the mean is multiplied by the number of batches.
-  eager      the project's engine (`engine.greedy_generate`), bf16, one batch of all prompts, plus the
-             weight update of `generate.Perturber.set` (W = W0 + a * d for one random direction).
+  eager      the project's engine (`decoding.greedy_generate`), bf16, one batch of all prompts, plus the
+             weight update of `points.Perturber.set` (W = W0 + a * d for one random direction).
   static     `fastdecode.static_greedy_generate` (static cache + CUDA graph), bf16, same batch, same update.
   static_eager_attention
              the same with transformers' "eager" attention (matmul + softmax) instead of SDPA.
@@ -32,6 +32,7 @@ import json
 import platform
 import statistics
 import time
+from functools import partial
 
 import torch
 
@@ -100,7 +101,7 @@ def measure_reference(model, prompts, args) -> dict:
     """fp32: load_state_dict from CPU per point, then HF generate in batches of args.reference_batch_size."""
     state, copy_s = timed(lambda: {k: v.to("cpu") for k, v in model.state_dict().items()})
     log(f"reference: CPU fp32 state dict made in {copy_s:.1f} s")
-    load_s = [timed(lambda: model.load_state_dict(state))[1] for _ in range(2)]
+    load_s = [timed(partial(model.load_state_dict, state))[1] for _ in range(2)]
     del state
     log(f"reference: load_state_dict from CPU {[round(t, 2) for t in load_s]} s")
     ids = torch.tensor(prompts, device="cuda")
@@ -137,7 +138,7 @@ def measure_reference(model, prompts, args) -> dict:
 
 def measure_perturber(model, args) -> dict:
     """Time Perturber.set to a = 0.1 along one random direction and back to 0; check that 0 restores bit for bit."""
-    from safety_landscape.generate import Perturber
+    from safety_landscape.points import Perturber
 
     params = dict(model.named_parameters())
     before = {name: p.detach().clone() for name, p in params.items()}
@@ -246,7 +247,7 @@ def main() -> None:
 
     import transformers
 
-    from safety_landscape.engine import greedy_generate
+    from safety_landscape.decoding import greedy_generate
     from safety_landscape.fastdecode import static_greedy_generate
 
     results = {

@@ -16,6 +16,7 @@ import json
 import statistics
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -69,6 +70,7 @@ def main() -> None:
                 checkpoint.mkdir()
                 save_file({n: p.detach().cpu() for n, p in params.items()}, str(checkpoint / "model.safetensors"))
                 for i, d in enumerate(directions):
+                    (tmp / f"d{i}").mkdir()
                     writer = ShardWriter(tmp / f"d{i}", 2 << 30)
                     for n, t in d.items():
                         writer.add(n, t.cpu())
@@ -76,16 +78,17 @@ def main() -> None:
             terms = [LazyTensors(Direction(tmp / f"d{i}")) for i in range(2)]
         w0 = {n: params[n].detach().clone() for n in names[:4]} if plan == "none" else None
         perturber = Perturber(model, plan, str(checkpoint) if plan == "disk" else None)
-        first = timed(lambda: perturber.set([(terms[0], 0.1), (terms[1], -0.2)]), 1)[0]
-        times = timed(lambda: perturber.set([(terms[0], 0.1), (terms[1], -0.2)]), args.repeats)
-        restore = timed(lambda: perturber.set([(terms[0], 0.0), (terms[1], 0.0)]), 1)[0]
+        move = partial(perturber.set, [(terms[0], 0.1), (terms[1], -0.2)])
+        first = timed(move, 1)[0]
+        times = timed(move, args.repeats)
+        restore = timed(partial(perturber.set, [(terms[0], 0.0), (terms[1], 0.0)]), 1)[0]
         entry = {"first_call_s": first, "update_s": statistics.median(times), "runs_s": times, "restore_s": restore}
         if w0 is not None:
             entry["restore_bit_exact"] = all(torch.equal(params[n], w0[n]) for n in w0)
         entry["peak_gpu_gib"] = torch.cuda.max_memory_allocated() / 2**30
         result[plan] = entry
         print(plan, json.dumps(entry), flush=True)
-        del perturber, terms
+        del perturber, terms, move
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
     args.out.write_text(json.dumps(result, indent=2) + "\n")

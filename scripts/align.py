@@ -2,9 +2,9 @@
 
 import torch
 
-from safety_landscape.align import SFTSettings, freeze_below_layer, save_model_folder, supervised_finetune
 from safety_landscape.io import log_to_file, read_json, read_jsonl, write_json
 from safety_landscape.modeling import folder_digest, load_model, load_tokenizer
+from safety_landscape.training import SFTSettings, freeze_below_layer, save_model_folder, supervised_finetune
 
 log_to_file(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)

@@ -2,7 +2,8 @@
 
 import torch
 
-from safety_landscape.align import alignment_pairs, model_answers
+from safety_landscape.align import alignment_pairs
+from safety_landscape.decoding import model_answers
 from safety_landscape.io import log_to_file, read_json, write_jsonl
 from safety_landscape.modeling import load_model, load_tokenizer
 from safety_landscape.prompts import select_prompts

@@ -2,11 +2,10 @@
 
 import pandas as pd
 
-from safety_landscape.figures import plot_capability, save_figure
+from safety_landscape.figures import plot_capability, save_figure_set
 from safety_landscape.io import log_to_file
 
 log_to_file(snakemake.log[0])
 p = snakemake.params
 fig = plot_capability(pd.read_csv(snakemake.input[0]), p.style, f"{p.run}: safety and capability (ASR judge {p.judge})")
-for path in snakemake.output:
-    save_figure(fig, path, p.style["dpi"])
+save_figure_set(fig, snakemake.output, p.style["dpi"])

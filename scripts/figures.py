@@ -3,7 +3,7 @@
 import pandas as pd
 
 from safety_landscape.directions import Direction
-from safety_landscape.figures import plot_landscape_1d, plot_landscape_2d_contour, plot_landscape_3d, save_figure
+from safety_landscape.figures import plot_landscape_1d, plot_landscape_2d_contour, plot_landscape_3d, save_figure_set
 from safety_landscape.io import log_to_file, read_json
 
 log_to_file(snakemake.log[0])
@@ -22,7 +22,5 @@ if p.two_d:
 else:
     marks = [(name, 1.0) for name, _, _ in endpoints] + [(r["checkpoint"], r["coordinates"][0]) for r in projections]
     figures = [plot_landscape_1d(asr, summary, p.style, marks)]
-paths = snakemake.output
 for i, fig in enumerate(figures):
-    for path in paths[2 * i : 2 * i + 2]:
-        save_figure(fig, path, p.style["dpi"])
+    save_figure_set(fig, snakemake.output[2 * i : 2 * i + 2], p.style["dpi"])

@@ -2,11 +2,11 @@
 
 import torch
 
-from safety_landscape.align import SFTSettings, save_model_folder
 from safety_landscape.finetune import FinetuneSettings, finetune
 from safety_landscape.gpus import claim_gpus, visible_gpus
 from safety_landscape.io import log_to_file, read_json, read_jsonl, write_json
 from safety_landscape.modeling import folder_digest, load_model, load_tokenizer, resolve_device, resolve_dtype
+from safety_landscape.training import SFTSettings, save_model_folder
 
 log_to_file(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)

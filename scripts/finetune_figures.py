@@ -3,7 +3,7 @@ projected on the plane of two finetunes (trajectories on the contour, as the pap
 
 import pandas as pd
 
-from safety_landscape.figures import plot_finetune_epochs, plot_finetune_lines, plot_landscape_2d_contour, save_figure
+from safety_landscape.figures import plot_finetune_epochs, plot_finetune_lines, plot_landscape_2d_contour, save_figure_set
 from safety_landscape.io import log_to_file, read_json
 
 log_to_file(snakemake.log[0])
@@ -25,7 +25,5 @@ if snakemake.input.projections:
     plane_summary = summary["plane"] | {"run": p.run, "kind": f"finetune plane ({first}, {second})"}
     figures.append(plot_landscape_2d_contour(plane, plane_summary, p.style, [first, second], [(first, 1.0, 0.0), (second, 0.0, 1.0)],
                                              trajectories, [f"a  (toward {first})", f"b  (toward {second})"]))
-paths = snakemake.output
 for i, fig in enumerate(figures):
-    for path in paths[2 * i : 2 * i + 2]:
-        save_figure(fig, path, p.style["dpi"])
+    save_figure_set(fig, snakemake.output[2 * i : 2 * i + 2], p.style["dpi"])

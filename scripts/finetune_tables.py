@@ -3,9 +3,10 @@ aligned -> finetuned and over their plane."""
 
 import pandas as pd
 
-from safety_landscape.io import atomic_path, log_to_file, read_jsonl, write_json
-from safety_landscape.metrics import finetune_tables, heldout_indices, landscape_tables, load_checkpoint_judgments, load_judgments
+from safety_landscape.io import log_to_file, read_jsonl, write_json, write_table
+from safety_landscape.metrics import heldout_indices
 from safety_landscape.prompts import select_prompts
+from safety_landscape.tables import finetune_tables, landscape_tables, load_checkpoint_judgments, load_judgments
 
 log_to_file(snakemake.log[0])
 p, out = snakemake.params, snakemake.output
@@ -16,10 +17,7 @@ heldout = {name: heldout_indices(select_prompts(s["file"], s["column"], s["start
 long, table1 = finetune_tables(judgments, {name: tuple(v) for name, v in p.epochs.items()}, p.model, heldout,
                                cfg["bootstrap"], cfg["confidence"], cfg["seed"])
 for frame, csv, parquet in ((long, out.asr, out.asr_parquet), (table1, out.table1, out.table1_parquet)):
-    with atomic_path(csv) as tmp:
-        frame.to_csv(tmp, index=False)
-    with atomic_path(parquet) as tmp:
-        frame.to_parquet(tmp, index=False)
+    write_table(frame, csv, parquet)
 summary = {"datasets": p.datasets, "table1": table1.to_dict("records")}
 frames = []
 for key, files in (("lines", snakemake.input.lines), ("plane", snakemake.input.plane)):
@@ -29,6 +27,5 @@ for key, files in (("lines", snakemake.input.lines), ("plane", snakemake.input.p
                                                          cfg["bootstrap"], cfg["confidence"], cfg["seed"])
     frames.append(asr.assign(dataset=asr["landscape"].map(lambda n: " x ".join(p.datasets[a] for a in n.split("-")))))
     summary[key] = landscape_summary | {"visage_table": visage.to_dict("records")}
-with atomic_path(out.landscape) as tmp:
-    pd.concat(frames, ignore_index=True).to_csv(tmp, index=False)
+write_table(pd.concat(frames, ignore_index=True), out.landscape)
 write_json(out.summary, summary)

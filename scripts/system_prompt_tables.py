@@ -2,8 +2,8 @@
 
 import pandas as pd
 
-from safety_landscape.io import atomic_path, log_to_file
-from safety_landscape.metrics import landscape_tables, load_judgments, system_prompt_table
+from safety_landscape.io import log_to_file, write_table
+from safety_landscape.tables import landscape_tables, load_judgments, system_prompt_table
 
 log_to_file(snakemake.log[0])
 p, out = snakemake.params, snakemake.output
@@ -18,5 +18,4 @@ for variant, names in p.variants.items():
 table2 = system_prompt_table(visage_tables, p.texts, cfg["headline"])
 visage_long = pd.concat([v.assign(variant=name) for name, v in visage_tables.items()], ignore_index=True)
 for frame, path in ((pd.concat(asr_frames, ignore_index=True), out.asr), (visage_long, out.visage), (table2, out.table2)):
-    with atomic_path(path) as tmp:
-        frame.to_csv(tmp, index=False)
+    write_table(frame, path)

@@ -8,14 +8,21 @@ import torch
 import yaml
 
 from conftest import REPO, build_tiny_tokenizer
-from safety_landscape.capability import (build_task, capability_scores, mmlu_letter_ids, mmlu_prompt, next_token_logprobs,
-                                         open_capability_engine, score_points)
-from safety_landscape.validation import ConfigError, check_config
+from safety_landscape.capability import (
+    build_task,
+    capability_scores,
+    mmlu_letter_ids,
+    mmlu_prompt,
+    next_token_logprobs,
+    open_capability_engine,
+    score_job,
+)
+from safety_landscape.decoding import chat_texts
 from safety_landscape.directions import CheckpointReader, Direction, random_source, write_direction
-from safety_landscape.engine import chat_texts
-from safety_landscape.io import read_json
+from safety_landscape.io import read_jsonl
 from safety_landscape.points import Term, write_point
 from safety_landscape.prompts import load_mmlu, load_multiple_choice, load_references
+from safety_landscape.validation import ConfigError, check_config
 
 REFERENCES = [{"prompt": "Name a colour.", "reference": "Blue is a colour."},
               {"prompt": "What is two plus two?", "reference": "Two plus two is four, a small even number."},
@@ -200,23 +207,21 @@ def test_shipped_sets_build_a_task(tiny_model):
 def test_points_are_scored_at_their_weights_and_cached(tiny_model_dir, tiny_mmlu, tmp_path, caplog):
     write_direction(tmp_path / "d1", CheckpointReader(tiny_model_dir), random_source(0, "layer"), ["norm"], torch.float32, 1 << 20, {"name": "d1"})
     direction = Direction(tmp_path / "d1")
-    points = []
-    for a in (0.0, 0.5, 0.0):
-        points.append(tmp_path / f"p{len(points)}.safetensors")
-        write_point(points[-1], [Term(str(direction.folder), direction.digest, a)], "m", "factored")
+    job = [{"landscape": "d1", "name": name, "a": a} for name, a in (("p0", 0.0), ("p1", 0.5), ("p2", 0.0))]
+    for point in job:
+        write_point(tmp_path / "points" / f"{point['name']}.safetensors", [Term(str(direction.folder), direction.digest, point["a"])], "m", "factored")
     gen = {"device": "cpu", "dtype": "float32", "offload": "none"}
     engine = open_capability_engine(gen, str(tiny_model_dir), False)
     task = build_task(engine.tokenizer, REFERENCES, None, True, questions=QUESTIONS, mmlu=tiny_mmlu)
-    outputs = [tmp_path / f"out{i}.json" for i in range(3)]
-    labels = [{"landscape": "d1", "a": a} for a in (0.0, 0.5, 0.0)]
     with caplog.at_level("INFO"):
-        score_points(engine, "m", task, 2, points, outputs, tmp_path / "cache", labels)
-    first, perturbed, again = (read_json(o) for o in outputs)
-    assert first["a"] == 0.0 and perturbed["a"] == 0.5 and perturbed["perplexity"] != pytest.approx(first["perplexity"])
+        score_job(engine, "m", task, 2, tmp_path / "points", job, tmp_path / "job1.jsonl", tmp_path / "cache")
+    first, perturbed, again = read_jsonl(tmp_path / "job1.jsonl")
+    assert (first["landscape"], first["a"], perturbed["a"]) == ("d1", 0.0, 0.5) and "name" not in first
+    assert perturbed["perplexity"] != pytest.approx(first["perplexity"])
     assert set(first["mmlu_subjects"]) == {"simple_arithmetic", "shapes"} and "mc_accuracy" in first
-    assert again == first and caplog.text.count("reusing cached scores") == 1 and "MMLU accuracy" in caplog.text
+    assert again == first and caplog.text.count("reusing cached") == 1 and "MMLU accuracy" in caplog.text
     assert len(list((tmp_path / "cache").glob("*.json"))) == 2
     other = build_task(engine.tokenizer, REFERENCES, None, True, questions=QUESTIONS, mmlu=tiny_mmlu | {"shapes": tiny_mmlu["simple_arithmetic"]})
     assert other.digest != task.digest  # the digest covers the prompts
     with pytest.raises(ValueError, match="made for another model"):
-        score_points(engine, "other", task, 2, points[:1], outputs[:1], tmp_path / "cache", labels[:1])
+        score_job(engine, "other", task, 2, tmp_path / "points", job[:1], tmp_path / "job2.jsonl", tmp_path / "cache")

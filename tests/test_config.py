@@ -4,6 +4,7 @@ import pytest
 import yaml
 
 from conftest import REPO
+from safety_landscape.modeling import resolve_source
 from safety_landscape.plan import (
     LANDSCAPE_KINDS,
     generation_jobs,
@@ -15,9 +16,8 @@ from safety_landscape.plan import (
     stop_on_refusal,
     system_prompt_texts,
 )
-from safety_landscape.validation import ConfigError, check_config
-from safety_landscape.modeling import resolve_source
 from safety_landscape.prompts import PromptFileError, load_multiple_choice, load_references, select_prompts
+from safety_landscape.validation import ConfigError, check_config
 
 
 def default_config():

@@ -6,8 +6,8 @@ from safetensors.torch import save_file
 
 from safety_landscape.directions import (
     CheckpointReader,
-    cosine,
     Direction,
+    cosine,
     interpolation_source,
     random_source,
     random_tensor,

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from conftest import build_tiny_tokenizer, tiny_llama_config
-from safety_landscape import engine
-from safety_landscape.engine import greedy_generate
+from safety_landscape import decoding
+from safety_landscape.decoding import greedy_generate
 from safety_landscape.fastdecode import static_greedy_generate
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -42,7 +42,7 @@ def prompts(tokenizer):
 
 def frequent_token(model, tokenizer, ids, rank=0):
     """The token that HF generate emits in the most rows (rank 0), or the next most common ones."""
-    x, mask = engine._left_pad(ids, tokenizer.pad_token_id, model.device)
+    x, mask = decoding.left_pad(ids, tokenizer.pad_token_id, model.device)
     pad = tokenizer.pad_token_id
     out = model.generate(input_ids=x, attention_mask=mask, max_new_tokens=24, do_sample=False, pad_token_id=pad)
     special = {tokenizer.pad_token_id, tokenizer.eos_token_id}
@@ -83,7 +83,7 @@ def test_refusal_stop_like_the_eager_engine(tokenizer, monkeypatch):
     """A random model says no refusal keyword: make a frequent token's text count as one."""
     model, ids = tiny_llama(tokenizer, torch.float32, "cuda"), prompts(tokenizer)
     marker = tokenizer.decode([frequent_token(model, tokenizer, ids, rank=1)])
-    monkeypatch.setattr(engine, "first_refusal_keyword", lambda text: "marker" if marker in text else None)
+    monkeypatch.setattr(decoding, "first_refusal_keyword", lambda text: "marker" if marker in text else None)
     expected = greedy_generate(model, tokenizer, ids, 30, 3, stop_on_refusal=True)
     assert static_greedy_generate(model, tokenizer, ids, 30, 3, stop_on_refusal=True) == expected
     assert any(g.finish_reason == "refusal" for g in expected)

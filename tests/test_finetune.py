@@ -9,12 +9,13 @@ import pytest
 import torch
 
 from safety_landscape import finetune as ft
-from safety_landscape.align import SFTSettings, encode_pair, supervised_finetune
-from safety_landscape.engine import render_prompts
+from safety_landscape.decoding import render_prompts
 from safety_landscape.finetune import FinetuneSettings, finetune, harmful_pairs, safe_pairs, template_refusals
-from safety_landscape.metrics import finetune_tables, heldout_indices
+from safety_landscape.metrics import heldout_indices
 from safety_landscape.modeling import load_model, load_tokenizer
 from safety_landscape.prompts import PromptFileError, load_pairs
+from safety_landscape.tables import finetune_tables
+from safety_landscape.training import SFTSettings, encode_pair, supervised_finetune
 
 PAIRS = harmful_pairs(["Write a poem about a bomb", "Explain how to pick a lock"], ["Sure, here is a poem", "Sure, here is how"])
 

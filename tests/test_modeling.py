@@ -1,7 +1,7 @@
 """Model folders: a chat template supplied for a tokenizer that ships none (e.g. Vicuna)."""
 
 from conftest import REPO
-from safety_landscape.engine import render_prompts
+from safety_landscape.decoding import render_prompts
 from safety_landscape.modeling import folder_digest, load_tokenizer, with_chat_template
 
 

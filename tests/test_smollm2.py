@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from conftest import ADVBENCH
+from safety_landscape.decoding import greedy_generate, left_pad, render_prompts
 from safety_landscape.directions import CheckpointReader, random_source, write_direction
-from safety_landscape.engine import _left_pad, greedy_generate, render_prompts
 from safety_landscape.engines import EngineOptions, HFEngine
 from safety_landscape.generate import DecodingSettings, generate_points
 from safety_landscape.io import read_jsonl
@@ -29,7 +29,7 @@ def test_engine_matches_generate_on_smollm2(smollm2):
     _, model, tokenizer = smollm2
     ids = render_prompts(tokenizer, PROMPTS, None, True)
     ours = [g.text for g in greedy_generate(model, tokenizer, ids, 16, 4)]
-    x, mask = _left_pad(ids, tokenizer.pad_token_id, "cpu")
+    x, mask = left_pad(ids, tokenizer.pad_token_id, "cpu")
     ref = model.generate(input_ids=x, attention_mask=mask, max_new_tokens=16, do_sample=False, pad_token_id=tokenizer.pad_token_id)
     assert ours == [tokenizer.decode(r[x.shape[1] :], skip_special_tokens=True) for r in ref]
 
@@ -59,8 +59,8 @@ def test_generate_and_judge_smollm2_along_a_direction(smollm2, tmp_path):
 def test_early_stop_on_refusal_leaves_every_verdict_unchanged(smollm2_dir, tmp_path):
     """With a system prompt that makes SmolLM2 refuse some requests, compare full and early-stopped
     generations at several perturbation sizes: same keyword verdicts, fewer tokens."""
+    from safety_landscape.decoding import render_prompts
     from safety_landscape.directions import Direction
-    from safety_landscape.engine import render_prompts
     from safety_landscape.judges import keyword_jailbroken
 
     write_direction(tmp_path / "d1", CheckpointReader(smollm2_dir), random_source(0, "layer"), ["norm"], torch.float32, 1 << 30, {})

@@ -13,11 +13,11 @@ import pytest
 import yaml
 
 from conftest import REPO, build_tiny_tokenizer
-from safety_landscape.plan import main_variant, system_prompt_texts
-from safety_landscape.validation import ConfigError, check_config
-from safety_landscape.engine import chat_texts
+from safety_landscape.decoding import chat_texts
 from safety_landscape.modeling import load_tokenizer, with_chat_template
+from safety_landscape.plan import main_variant, system_prompt_texts
 from safety_landscape.prompts import select_prompts
+from safety_landscape.validation import ConfigError, check_config
 
 LLAMA2 = (
     "You are a helpful, respectful and honest assistant. Always answer as helpfully as possible, while being safe. Your answers "

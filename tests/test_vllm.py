@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from conftest import ADVBENCH
+from safety_landscape.decoding import render_prompts
 from safety_landscape.directions import CheckpointReader, Direction, random_source, write_direction
-from safety_landscape.engine import render_prompts
 from safety_landscape.engines import EngineOptions, VLLMEngine
 from safety_landscape.points import Term
 

@@ -1,42 +1,13 @@
-"""Align stage: supervised finetuning on (prompt, response) pairs, loss on the response only.
-
-The embedded default uses it to turn an unaligned chat model into one that refuses harmful
-requests; the same `supervised_finetune` serves any JSONL of pairs.
+"""Align stage: turn a chat model into one that refuses harmful requests (the embedded default's
+safety finetune): harmful goals paired with refusals, benign prompts with the model's own answers,
+trained with `training.supervised_finetune`; then the keyword-judge check of the result.
 """
 
 from __future__ import annotations
 
-import logging
-import math
-import os
-import re
-import shutil
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
-import torch
-from tqdm import tqdm
-
-from .engine import greedy_generate, render_prompts
-
-log = logging.getLogger(__name__)
-_LAYER_INDEX = re.compile(r"\.layers\.(\d+)\.")
-
-
-@dataclass(frozen=True)
-class SFTSettings:
-    epochs: int = 1
-    learning_rate: float = 1e-4
-    batch_size: int = 8
-    warmup_fraction: float = 0.1
-    weight_decay: float = 0.0
-    max_length: int = 256
-    seed: int = 0
-    system_prompt: str | None = None
-    scheduler: str = "linear"  # "linear" (warmup + linear decay per step) or "step" (x step_gamma per epoch)
-    step_gamma: float = 0.85
-    max_grad_norm: float | None = 1.0  # None: no clipping
+from .decoding import greedy_generate, render_prompts
 
 
 def alignment_pairs(harmful_goals: Sequence[str], refusals: Sequence[str], benign_prompts: Sequence[str], benign_answers: Sequence[str]) -> list[dict]:
@@ -48,111 +19,10 @@ def alignment_pairs(harmful_goals: Sequence[str], refusals: Sequence[str], benig
     return pairs
 
 
-def model_answers(model, tokenizer, prompts: Sequence[str], max_new_tokens: int, batch_size: int, system_prompt: str | None) -> list[str]:
-    """The model's own greedy answers, ended with EOS when the model ended them."""
-    gens = greedy_generate(model, tokenizer, render_prompts(tokenizer, prompts, system_prompt, True), max_new_tokens, batch_size)
-    return [g.text + (tokenizer.eos_token if g.finish_reason == "eos" else "") for g in gens]
-
-
-def encode_pair(tokenizer, prompt: str, response: str, system_prompt: str | None, max_length: int) -> tuple[list[int], list[int]]:
-    """Input ids and labels of one chat exchange, the response ended by the EOS token (so the model
-    learns to stop); prompt tokens are masked out of the loss (-100). Sequences longer than
-    `max_length` are cut, which can cut off the EOS."""
-    prompt_ids = render_prompts(tokenizer, [prompt], system_prompt, True)[0]
-    eos = tokenizer.eos_token or ""
-    response_ids = tokenizer(response.removesuffix(eos), add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
-    ids = (prompt_ids + response_ids)[:max_length]
-    labels = ([-100] * len(prompt_ids) + response_ids)[:max_length]
-    return ids, labels
-
-
-def freeze_below_layer(model, first_trainable: int | None) -> int:
-    """Freeze embeddings and layers below `first_trainable` (None: train all). Returns trainable parameter count."""
-    for name, param in model.named_parameters():
-        if first_trainable is None:
-            param.requires_grad_(True)
-            continue
-        match = _LAYER_INDEX.search(name)
-        param.requires_grad_(bool(match) and int(match.group(1)) >= first_trainable)
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
-
-
-def _collate(examples: list[tuple[list[int], list[int]]], pad_id: int) -> dict[str, torch.Tensor]:
-    width = max(len(ids) for ids, _ in examples)
-    ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
-    labels = torch.full((len(examples), width), -100, dtype=torch.long)
-    mask = torch.zeros((len(examples), width), dtype=torch.long)
-    for row, (x, y) in enumerate(examples):
-        ids[row, : len(x)] = torch.tensor(x)
-        labels[row, : len(y)] = torch.tensor(y)
-        mask[row, : len(x)] = 1
-    return {"input_ids": ids, "labels": labels, "attention_mask": mask}
-
-
-def supervised_finetune(
-    model, tokenizer, pairs: Sequence[dict], settings: SFTSettings, on_epoch_end: Callable[[int], None] | None = None
-) -> list[float]:
-    """Train the parameters of `model` that require grad, in place, with AdamW and the schedule of
-    `settings`; `on_epoch_end(epoch)` (1-based) runs after every epoch. Returns every step's loss."""
-    from transformers import get_linear_schedule_with_warmup
-
-    torch.manual_seed(settings.seed)
-    examples = [encode_pair(tokenizer, p["prompt"], p["response"], settings.system_prompt, settings.max_length) for p in pairs]
-    params = [p for p in model.parameters() if p.requires_grad]
-    if not params:
-        raise ValueError("no parameter requires grad: unfreeze the parameters to train first")
-    log.info("training %d of %d parameters on %d pairs", sum(p.numel() for p in params), sum(p.numel() for p in model.parameters()), len(pairs))
-    device = params[0].device
-    optimizer = torch.optim.AdamW(params, lr=settings.learning_rate, weight_decay=settings.weight_decay)
-    steps = settings.epochs * math.ceil(len(examples) / settings.batch_size)
-    if settings.scheduler == "step":
-        step_scheduler, epoch_scheduler = None, torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=settings.step_gamma)
-    else:
-        step_scheduler, epoch_scheduler = get_linear_schedule_with_warmup(optimizer, int(settings.warmup_fraction * steps), steps), None
-    generator = torch.Generator().manual_seed(settings.seed)
-    model.train()
-    losses = []
-    with tqdm(total=steps, desc="finetune", mininterval=5) as bar:
-        for epoch in range(1, settings.epochs + 1):
-            order = torch.randperm(len(examples), generator=generator).tolist()
-            for start in range(0, len(order), settings.batch_size):
-                batch = _collate([examples[i] for i in order[start : start + settings.batch_size]], tokenizer.pad_token_id)
-                loss = model(**{k: v.to(device) for k, v in batch.items()}).loss
-                loss.backward()
-                if settings.max_grad_norm is not None:
-                    torch.nn.utils.clip_grad_norm_(params, settings.max_grad_norm)
-                optimizer.step()
-                if step_scheduler is not None:
-                    step_scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-                losses.append(loss.item())
-                bar.set_postfix(epoch=epoch, loss=f"{losses[-1]:.3f}", lr=f"{optimizer.param_groups[0]['lr']:.2e}")
-                bar.update()
-            if epoch_scheduler is not None:
-                epoch_scheduler.step()
-            if on_epoch_end is not None:
-                on_epoch_end(epoch)
-    model.eval()
-    for p in model.parameters():
-        p.requires_grad_(False)
-    return losses
-
-
-def save_model_folder(model, tokenizer, out_dir: str | os.PathLike) -> None:
-    """Write a safetensors HF folder atomically (temp folder + rename)."""
-    out_dir = Path(out_dir)
-    tmp = out_dir.with_name(out_dir.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp, safe_serialization=True)
-    tokenizer.save_pretrained(tmp)
-    shutil.rmtree(out_dir, ignore_errors=True)
-    os.replace(tmp, out_dir)
-
-
 def evaluate_alignment(model, tokenizer, harmful: Sequence[str], benign: Sequence[str], max_new_tokens: int, system_prompt: str | None) -> dict:
     """Keyword-judge ASR on harmful prompts and the share of benign prompts answered (not refused)."""
-    from .refusals import keyword_jailbroken
     from .metrics import attack_success_rate
+    from .refusals import keyword_jailbroken
 
     def answers(prompts):
         ids = render_prompts(tokenizer, prompts, system_prompt, True)

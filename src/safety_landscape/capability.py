@@ -21,7 +21,7 @@ from typing import Sequence
 import pandas as pd
 import torch
 
-from .engine import _left_pad, chat_texts
+from .decoding import chat_texts, left_pad
 from .engines import EngineOptions, HFEngine
 from .io import read_json, sha256_json, write_json, write_jsonl
 from .modeling import resolve_device, resolve_dtype
@@ -172,7 +172,7 @@ def build_task(
 def _left_padded(model, batch: list[list[int]], pad_id: int, keep: int) -> torch.Tensor:
     """Log-probabilities at the last `keep` positions of each left-padded sequence, [batch, keep, vocab]
     (the vocabulary projection runs on those positions only)."""
-    ids, mask = _left_pad(batch, pad_id, model.device)
+    ids, mask = left_pad(batch, pad_id, model.device)
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
     logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=keep).logits
     return torch.log_softmax(logits.float(), dim=-1).cpu()

@@ -11,14 +11,13 @@ import hashlib
 import json
 import os
 import re
-import shutil
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 
 import torch
 from safetensors import safe_open
 
-from .io import read_json, sha256_json, write_json
+from .io import atomic_folder, read_json, sha256_json, write_json
 
 NORMALIZATIONS = ("layer", "filter", "none")
 INDEX = "direction.json"
@@ -117,14 +116,12 @@ def read_direction_digest(folder: str | os.PathLike) -> str:
 
 
 class ShardWriter:
-    """Writes named tensors into shards of at most `max_bytes` (one shard in memory), then the index."""
+    """Writes named tensors into shards of at most `max_bytes` (one shard in memory) in an existing
+    folder, then the index."""
 
     def __init__(self, folder: str | os.PathLike, max_bytes: int):
         self.folder = Path(folder)
         self.max_bytes = max_bytes
-        self.tmp = self.folder.with_name(self.folder.name + ".partial")
-        shutil.rmtree(self.tmp, ignore_errors=True)
-        self.tmp.mkdir(parents=True)
         self.buffer: dict[str, torch.Tensor] = {}
         self.buffered = 0
         self.shards = 0
@@ -143,23 +140,21 @@ class ShardWriter:
     def _flush(self) -> None:
         self.shards += 1
         shard = f"shard-{self.shards:05d}.safetensors"
-        write_safetensors(self.tmp / shard, self.buffer)
+        write_safetensors(self.folder / shard, self.buffer)
         self.weight_map.update({name: shard for name in self.buffer})
         self.buffer, self.buffered = {}, 0
 
     def close(self, metadata: dict) -> str:
-        """Write the last shard and the index, move the folder into place; returns the content digest."""
+        """Write the last shard and the index; returns the content digest."""
         if not self.buffer and not self.weight_map:
             raise ValueError("landscape.exclude_patterns: every tensor is excluded; the direction would be empty")
         if self.buffer:
             self._flush()
         digest = content_digest(self.digests)
         write_json(
-            self.tmp / INDEX,
+            self.folder / INDEX,
             {"metadata": metadata, "content_digest": digest, "weight_map": self.weight_map, "tensor_digests": self.digests},
         )
-        shutil.rmtree(self.folder, ignore_errors=True)
-        os.replace(self.tmp, self.folder)
         return digest
 
 
@@ -244,13 +239,14 @@ def write_direction(
             metadata["gram_schmidt_coefficient"] = coefficient
     elif orthogonalize:
         raise ValueError("landscape.orthogonalize needs a partner direction to orthogonalize against")
-    writer = ShardWriter(out, shard_bytes)
-    for name, weight in _selected(weights, exclude):
-        d = source(name, weight)
-        if coefficient:
-            d = d - coefficient * partner.get(name).to(torch.float32)
-        writer.add(name, d.to(dtype))
-    return writer.close(metadata)
+    with atomic_folder(out) as tmp:
+        writer = ShardWriter(tmp, shard_bytes)
+        for name, weight in _selected(weights, exclude):
+            d = source(name, weight)
+            if coefficient:
+                d = d - coefficient * partner.get(name).to(torch.float32)
+            writer.add(name, d.to(dtype))
+        return writer.close(metadata)
 
 
 def cosine(first: Direction, second: Direction) -> float:

@@ -13,8 +13,8 @@ from typing import Sequence
 
 import torch
 
+from .decoding import Generation, greedy_generate
 from .directions import CheckpointReader
-from .engine import Generation, greedy_generate
 from .fastdecode import static_greedy_generate
 from .modeling import load_model, load_tokenizer
 from .points import DirectionStore, OriginalWeights, Perturber, Term, perturbed_tensors
@@ -37,7 +37,7 @@ class EngineOptions:
 
 class HFEngine:
     """transformers model updated in place. On CUDA: static KV cache and a CUDA-graph decode step
-    (fastdecode.py); on CPU: batched greedy decoding that drops finished sequences (engine.py)."""
+    (fastdecode.py); on CPU: batched greedy decoding that drops finished sequences (decoding.py)."""
 
     def __init__(self, options: EngineOptions):
         self.tokenizer = load_tokenizer(options.model_path, options.trust_remote_code)

@@ -1,6 +1,6 @@
 """Greedy decoding for CUDA: a static KV cache and the one-token decode step replayed as a CUDA graph.
 
-`static_greedy_generate` gives what `engine.greedy_generate` gives (same batches of length-sorted prompts,
+`static_greedy_generate` gives what `decoding.greedy_generate` gives (same batches of length-sorted prompts,
 left padding with the tokenizer's pad token, position ids from the attention mask, EOS from
 `min_new_tokens` tokens on, optional stop at the first refusal keyword, same `Generation` records) but
 decodes differently:
@@ -29,7 +29,7 @@ from typing import Sequence
 
 import torch
 
-from .engine import Generation, _left_pad, _stop_reason, decode_in_batches, eos_token_ids
+from .decoding import Generation, decode_in_batches, eos_token_ids, left_pad, stop_reason
 
 SYNC_EVERY = 8  # decode steps between two copies of the new tokens to the host
 
@@ -44,10 +44,10 @@ def static_greedy_generate(
     stop_on_refusal: bool = False,
     min_new_tokens: int = 0,
 ) -> list[Generation]:
-    """Greedy-decode every prompt on the model's CUDA device; same results as `engine.greedy_generate`."""
+    """Greedy-decode every prompt on the model's CUDA device; same results as `decoding.greedy_generate`."""
     if model.device.type != "cuda":
         raise ValueError(
-            f"static_greedy_generate needs a model on a CUDA device, not {model.device}; use engine.greedy_generate"
+            f"static_greedy_generate needs a model on a CUDA device, not {model.device}; use decoding.greedy_generate"
         )
     eos = eos_token_ids(model, tokenizer)
 
@@ -77,7 +77,7 @@ def _generate_batch(
     from transformers import StaticCache
 
     device = model.device
-    ids, mask2d = _left_pad(prompt_ids, tokenizer.pad_token_id, device)
+    ids, mask2d = left_pad(prompt_ids, tokenizer.pad_token_id, device)
     batch, width = ids.shape
     length = width + max_new_tokens
     positions = (mask2d.cumsum(-1) - 1).masked_fill(mask2d == 0, 1)
@@ -119,7 +119,7 @@ def _generate_batch(
         for row, new in enumerate(host.t().tolist()):
             for tok in new if reasons[row] is None else ():
                 tokens[row].append(tok)
-                reasons[row] = _stop_reason(tokenizer, tokens[row], eos, stop_on_refusal, min_new_tokens)
+                reasons[row] = stop_reason(tokenizer, tokens[row], eos, stop_on_refusal, min_new_tokens)
                 if reasons[row]:
                     break
         return all(reasons)

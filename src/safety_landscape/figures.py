@@ -226,9 +226,12 @@ def plot_landscape_3d(asr: pd.DataFrame, summary: dict, style: dict, axes: Seque
     return fig
 
 
-def save_figure(fig, path: str | os.PathLike, dpi: int) -> None:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=dpi, format=os.path.splitext(str(path))[1][1:])
+def save_figure_set(fig, paths: Sequence[str | os.PathLike], dpi: int) -> None:
+    """Save one figure to each path (its format from the extension: png, pdf), each atomically, then close it."""
+    for path in paths:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=dpi, format=os.path.splitext(str(path))[1][1:])
+    plt.close(fig)
 
 
 def _visage_label(label: str, row: pd.Series) -> str:

@@ -3,7 +3,7 @@
 Datasets: "harmful" = the first N AdvBench (goal, target) pairs of a row range kept apart from the
 evaluation prompts; "mix" = those N pairs plus N harmful goals answered with refusals (written by
 the model itself, or cycled from templates); "jsonl" = the user's {prompt, response} pairs.
-Training reuses the align stage's supervised finetuning (loss on the response only), on every
+Training is the supervised finetuning of training.py (loss on the response only), on every
 parameter ("full") or on LoRA adapters (merged into the saved checkpoints).
 """
 
@@ -16,8 +16,9 @@ from typing import Callable, Sequence
 
 import torch
 
-from .align import SFTSettings, model_answers, supervised_finetune
+from .decoding import model_answers
 from .refusals import keyword_jailbroken
+from .training import SFTSettings, supervised_finetune
 
 log = logging.getLogger(__name__)
 

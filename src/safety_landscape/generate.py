@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Sequence
 
 from . import __version__
-from .engine import render_prompts
+from .decoding import render_prompts
 from .engines import EngineOptions, open_engine
 from .gpus import claim_gpus, visible_gpus
 from .io import read_jsonl, write_jsonl

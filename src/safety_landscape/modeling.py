@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .io import sha256_file, sha256_json
+from .io import atomic_folder, sha256_file, sha256_json
 
 log = logging.getLogger(__name__)
 
@@ -89,36 +89,27 @@ def materialize_source(src: ResolvedSource, out_dir: str | os.PathLike, trust_re
 def with_chat_template(folder: str | os.PathLike, template_file: str | os.PathLike, out_dir: str | os.PathLike, trust_remote_code: bool = False) -> str:
     """A view of a model folder whose tokenizer uses the chat template in `template_file` (a Jinja
     file; for models whose tokenizer has none, e.g. Vicuna): weights linked, tokenizer rewritten."""
-    import shutil
-
     from transformers import AutoTokenizer
 
     folder, out_dir = Path(folder).resolve(), Path(out_dir)
-    tmp = out_dir.with_name(out_dir.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    for item in folder.iterdir():
-        (tmp / item.name).symlink_to(item)
-    tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=trust_remote_code)
-    tokenizer.chat_template = Path(template_file).read_text(encoding="utf-8")
-    for item in tmp.iterdir():  # the saved tokenizer replaces the linked tokenizer files
-        if item.name.startswith(("tokenizer", "special_tokens_map", "chat_template")):
-            item.unlink()
-    tokenizer.save_pretrained(tmp)
-    shutil.rmtree(out_dir, ignore_errors=True)
-    os.replace(tmp, out_dir)
+    with atomic_folder(out_dir) as tmp:
+        for item in folder.iterdir():
+            (tmp / item.name).symlink_to(item)
+        tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=trust_remote_code)
+        tokenizer.chat_template = Path(template_file).read_text(encoding="utf-8")
+        for item in tmp.iterdir():  # the saved tokenizer replaces the linked tokenizer files
+            if item.name.startswith(("tokenizer", "special_tokens_map", "chat_template")):
+                item.unlink()
+        tokenizer.save_pretrained(tmp)
     return str(out_dir)
 
 
 def convert_gguf(gguf_path: str | os.PathLike, out_dir: str | os.PathLike) -> str:
     """Dequantize a GGUF checkpoint into a float32 safetensors HF folder (written atomically)."""
-    import shutil
-
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    gguf_path = Path(gguf_path)
-    out_dir = Path(out_dir)
+    gguf_path, out_dir = Path(gguf_path), Path(out_dir)
     log.info("dequantizing %s", gguf_path)
     tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
     loaded = AutoModelForCausalLM.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name, dtype=torch.float32)
@@ -128,12 +119,9 @@ def convert_gguf(gguf_path: str | os.PathLike, out_dir: str | os.PathLike) -> st
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     model.load_state_dict(loaded.state_dict())
     model.generation_config = loaded.generation_config
-    tmp = out_dir.with_name(out_dir.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp, safe_serialization=True)
-    tokenizer.save_pretrained(tmp)
-    shutil.rmtree(out_dir, ignore_errors=True)
-    os.replace(tmp, out_dir)
+    with atomic_folder(out_dir) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
     return str(out_dir)
 
 

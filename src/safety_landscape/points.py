@@ -7,8 +7,8 @@ The factored form stores only the coefficients and the digests of the direction 
 from __future__ import annotations
 
 import json
-import os
 import logging
+import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +19,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from .directions import CheckpointReader, Direction, read_direction_digest
-from .io import atomic_path, sha256_json
+from .io import atomic_folder, atomic_path, sha256_json
 
 log = logging.getLogger(__name__)
 
@@ -230,19 +230,12 @@ class LazyTensors(Mapping):
 
 def export_checkpoint(model_dir: str, terms: Sequence[Term], out_dir: str | os.PathLike, trust_remote_code: bool = False) -> None:
     """Write the model at a grid point as a full HF safetensors folder (loadable by transformers and vLLM)."""
-    import shutil
-    from pathlib import Path
-
     from .modeling import load_model, load_tokenizer
 
     check_terms(terms)
     model = load_model(model_dir, "auto", "cpu", trust_remote_code)
     store = DirectionStore("cpu", "disk")
     Perturber(model).set([(store.get(t), t.coefficient) for t in terms])
-    out_dir = Path(out_dir)
-    tmp = out_dir.with_name(out_dir.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp, safe_serialization=True)
-    load_tokenizer(model_dir, trust_remote_code).save_pretrained(tmp)
-    shutil.rmtree(out_dir, ignore_errors=True)
-    os.replace(tmp, out_dir)
+    with atomic_folder(out_dir) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        load_tokenizer(model_dir, trust_remote_code).save_pretrained(tmp)

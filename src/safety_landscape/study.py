@@ -22,8 +22,8 @@ import pandas as pd
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from .validation import ConfigError, check_config
 from .io import atomic_path
+from .validation import ConfigError, check_config
 
 STUDY_KEYS = ("run", "label")  # keys of a run entry that are not part of the run's config
 ONE_D_KINDS = ("1d-random", "1d-interpolation")

@@ -1,7 +1,7 @@
 import pandas as pd
 
 from conftest import ADVBENCH
-from safety_landscape.engine import _left_pad, greedy_generate, render_prompts
+from safety_landscape.decoding import greedy_generate, left_pad, render_prompts
 
 
 def test_greedy_generate_equals_hf_generate(tiny_model):
@@ -9,7 +9,7 @@ def test_greedy_generate_equals_hf_generate(tiny_model):
     prompts = pd.read_csv(ADVBENCH)["goal"].tolist()[:6]
     ids = render_prompts(tokenizer, prompts, "Be safe.", True)
     ours = greedy_generate(model, tokenizer, ids, 12, batch_size=4)
-    x, mask = _left_pad(ids, tokenizer.pad_token_id, "cpu")
+    x, mask = left_pad(ids, tokenizer.pad_token_id, "cpu")
     ref = model.generate(input_ids=x, attention_mask=mask, max_new_tokens=12, do_sample=False, pad_token_id=tokenizer.pad_token_id)
     expected = [tokenizer.decode(r[x.shape[1] :], skip_special_tokens=True) for r in ref]
     assert [g.text for g in ours] == expected

@@ -85,7 +85,14 @@ def greedy_generate(
     )
 
 
-def _left_pad(prompt_ids: Sequence[Sequence[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+def model_answers(model, tokenizer, prompts: Sequence[str], max_new_tokens: int, batch_size: int, system_prompt: str | None) -> list[str]:
+    """The model's own greedy answers, ended with EOS when the model ended them."""
+    gens = greedy_generate(model, tokenizer, render_prompts(tokenizer, prompts, system_prompt, True), max_new_tokens, batch_size)
+    return [g.text + (tokenizer.eos_token if g.finish_reason == "eos" else "") for g in gens]
+
+
+def left_pad(prompt_ids: Sequence[Sequence[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token ids and attention mask of left-padded sequences, [batch, longest], on `device`."""
     width = max(len(p) for p in prompt_ids)
     ids = torch.full((len(prompt_ids), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(prompt_ids), width), dtype=torch.long)
@@ -101,7 +108,7 @@ def _generate_batch(
     from transformers import DynamicCache
 
     device = model.device
-    ids, mask = _left_pad(prompt_ids, tokenizer.pad_token_id, device)
+    ids, mask = left_pad(prompt_ids, tokenizer.pad_token_id, device)
     positions = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 1)
     cache = DynamicCache(config=model.config)
     logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache, logits_to_keep=1).logits
@@ -114,7 +121,7 @@ def _generate_batch(
         keep = []
         for row, tok in zip(active.tolist(), next_tok.tolist()):
             tokens[row].append(tok)
-            reason = _stop_reason(tokenizer, tokens[row], eos, stop_on_refusal, min_new_tokens)
+            reason = stop_reason(tokenizer, tokens[row], eos, stop_on_refusal, min_new_tokens)
             if reason:
                 reasons[row] = reason
             keep.append(reason is None)
@@ -134,7 +141,7 @@ def _generate_batch(
     ]
 
 
-def _stop_reason(tokenizer, tokens: list[int], eos: set[int], stop_on_refusal: bool, min_new_tokens: int = 0) -> str | None:
+def stop_reason(tokenizer, tokens: list[int], eos: set[int], stop_on_refusal: bool, min_new_tokens: int = 0) -> str | None:
     """Why a sequence ends after its latest token, or None when it goes on (EOS counts from `min_new_tokens` tokens on)."""
     if tokens[-1] in eos and len(tokens) >= min_new_tokens:
         return "eos"
