@@ -7,6 +7,7 @@ from snakemake.utils import validate
 
 from safety_landscape.plan import (
     axes,
+    capability_files,
     checkpoint_name,
     finetune_datasets,
     finetune_evaluations,
@@ -52,6 +53,8 @@ SETUP = landscape_setup(config)
 JOBS = {(job.landscape.name, job.number): job for job in generation_jobs(config)}
 JOB_OF = {point.id: (job.landscape.name, job.number) for job in JOBS.values() for point in job.points}
 REUSED = reused_points(config)
+# The files the capability jobs read: references, zero-shot questions and MMLU CSVs (those configured).
+CAPABILITY_FILES = capability_files(config["capability"]) if config["capability"]["enabled"] else []
 PROJECTED = [entry["name"] for entry in config["landscape"]["project"]]
 # Finetuning: one folder per dataset under FT, a checkpoint per epoch; "aligned" is the model they start from.
 FT = f"{RUN}/finetune"
@@ -96,15 +99,16 @@ def job_files(folder, names):
     return [f"{RUN}/{folder}/{name}/job{number}.jsonl" for name in names for (ls, number) in JOBS if ls == name]
 
 
-def same_weight_inputs(wildcards):
-    """Response files of the earlier jobs whose points have the weights of this job's points."""
-    return sorted({responses_of(REUSED[p.id]) for p in job_of(wildcards).points if p.id in REUSED})
+def same_weight_inputs(folder):
+    """Input function: the files under `folder` (responses or capability) of the earlier jobs whose
+    points have the weights of this job's points (their results come from the cache)."""
+    return lambda wc: sorted({job_file_of(REUSED[p.id], folder) for p in job_of(wc).points if p.id in REUSED})
 
 
-def responses_of(point_id):
-    """The response file of the job that generates a point."""
+def job_file_of(point_id, folder):
+    """The file under `folder` of the job that computes a point."""
     landscape, number = JOB_OF[point_id]
-    return f"{RUN}/responses/{landscape}/job{number}.jsonl"
+    return f"{RUN}/{folder}/{landscape}/job{number}.jsonl"
 
 
 def manifest(model):

@@ -9,7 +9,7 @@ rule generate:
         model=subject_manifest(),
         prompts=config["prompts"]["file"],
         points=lambda wc: f"{RUN}/points/{LANDSCAPES[wc.landscape].point_landscape}",
-        same_weights=same_weight_inputs,
+        same_weights=same_weight_inputs("responses"),
     output:
         f"{RUN}/responses/{{landscape}}/job{{job}}.jsonl",
     params:

@@ -247,3 +247,14 @@ def test_capability_sets_are_validated(tmp_path):
         broken["capability"][key] = str(tmp_path / name)
         with pytest.raises(ConfigError, match=f"capability.{key}: .*{match}"):
             check_config(broken, REPO)
+
+
+def test_planning_and_validation_import_no_torch():
+    """Parsing the workflow (rules/common.smk) imports these modules only; torch would cost seconds per parse."""
+    import subprocess
+    import sys
+
+    code = ("import sys; import safety_landscape.plan, safety_landscape.validation, safety_landscape.prompts; "
+            "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -8,7 +8,7 @@ from conftest import ADVBENCH
 from safety_landscape.decoding import greedy_generate, left_pad, render_prompts
 from safety_landscape.directions import CheckpointReader, random_source, write_direction
 from safety_landscape.engines import EngineOptions, HFEngine
-from safety_landscape.generate import DecodingSettings, generate_points
+from safety_landscape.generate import DecodingSettings, generate_job
 from safety_landscape.io import read_jsonl
 from safety_landscape.judges import open_judge
 from safety_landscape.modeling import folder_digest, load_model, load_tokenizer
@@ -38,16 +38,15 @@ def test_generate_and_judge_smollm2_along_a_direction(smollm2, tmp_path):
     folder, model, tokenizer = smollm2
     digest = folder_digest(folder)
     d_digest = write_direction(tmp_path / "d1", CheckpointReader(folder), random_source(0, "layer"), ["norm"], torch.float32, 1 << 30, {})
-    points, outputs = [], []
-    for a in (0.0, 0.4):
-        points.append(tmp_path / f"p{a}.safetensors")
-        outputs.append(tmp_path / f"r{a}.jsonl")
-        write_point(points[-1], [Term(str(tmp_path / "d1"), d_digest, a)], digest, "factored")
+    job = [{"landscape": "d1", "name": name, "a": a} for name, a in (("p0", 0.0), ("p1", 0.4))]
+    for point in job:
+        write_point(tmp_path / "points" / f"{point['name']}.safetensors", [Term(str(tmp_path / "d1"), d_digest, point["a"])], digest, "factored")
     settings = DecodingSettings(24, 4, None, True, True, "float32")
     engine = HFEngine(EngineOptions(folder, "float32", "cpu"))
-    generate_points(engine, digest, PROMPTS, prompts_digest(PROMPTS), settings, points, outputs, tmp_path / "cache",
-                    [{"landscape": "d1", "a": 0.0}, {"landscape": "d1", "a": 0.4}])
-    center, far = read_jsonl(outputs[0]), read_jsonl(outputs[1])
+    generate_job(engine, digest, PROMPTS, prompts_digest(PROMPTS), settings, tmp_path / "points", job, tmp_path / "job1.jsonl", tmp_path / "cache")
+    records = read_jsonl(tmp_path / "job1.jsonl")
+    center, far = [r for r in records if r["a"] == 0.0], [r for r in records if r["a"] == 0.4]
+    assert len(center) == len(far) == len(PROMPTS) and {r["landscape"] for r in records} == {"d1"}
     # The unaligned model answers harmful requests fluently at a = 0 ...
     assert sum(v.jailbroken for v in open_judge({"name": "keyword"}).judge([(r["prompt"], r["response"]) for r in center])) >= 3
     assert any(len(r["response"].split()) >= 8 for r in center)

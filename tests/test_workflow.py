@@ -55,9 +55,9 @@ def landscape_records(run: Path, folder: str, landscape: str, **coords) -> list[
     return sorted((r for r in records if all(r.get(k) == v for k, v in coords.items())), key=lambda r: r.get("index", 0))
 
 
-def planned_rules(workdir: Path, override: dict | None = None) -> dict[str, int]:
-    """Rule -> job count of a dry run (after a config change)."""
-    out = snakemake(workdir, "-n", override=override).stdout
+def planned_rules(workdir: Path, override: dict | None = None, *args: str) -> dict[str, int]:
+    """Rule -> job count of a dry run (after a config change, with more command-line arguments)."""
+    out = snakemake(workdir, "-n", *args, override=override).stdout
     return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", out, re.M) if m.group(1) != "total"}
 
 
@@ -99,6 +99,16 @@ def test_chain_produces_every_artifact(finished_run):
 
 def test_nothing_reruns_when_nothing_changed(finished_run):
     assert planned_rules(finished_run) == {}
+
+
+def test_stages_are_rules_addressed_by_name(finished_run):
+    listed = snakemake(finished_run, "--list-rules").stdout.split()
+    assert {"directions", "materialize", "generate", "judge", "visage", "figures", "capability", "generate_checkpoints"} <= set(listed)
+    assert not [rule for rule in listed if re.search(r"_d\d|_job\d", rule)]  # no rule per landscape, direction or job
+    # 2 landscapes x 2 jobs; -R reruns every generate job and what follows
+    assert planned_rules(finished_run, None, "-R", "generate") == {"generate": 4, "judge": 4, "visage": 1, "figures": 1, "bundle": 1, "all": 1}
+    assert planned_rules(finished_run, None, "--forcerun", "visage") == {"visage": 1, "figures": 1, "bundle": 1, "all": 1}
+    assert planned_rules(finished_run, None, "-R", "generate", "--until", "judge") == {"generate": 4, "judge": 4}
 
 
 def test_changing_the_figure_style_reruns_only_the_figures(finished_run):

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from .prompts import mmlu_subjects
+
 AXIS_LETTERS = "ab"
 
 
@@ -293,6 +295,16 @@ def model_specs(config: dict) -> dict[str, dict]:
             raise ConfigError(f"landscape: the name {entry['name']!r} is used for two different sources; give each model its own name")
         specs[entry["name"]] = {"gguf_file": None, "trust_remote_code": config["model"]["trust_remote_code"]} | entry
     return specs
+
+
+def capability_files(capability: dict) -> list[str]:
+    """The files the capability jobs read: references, zero-shot questions and MMLU CSVs (those configured)."""
+    files = [capability["references"]] + ([capability["questions"]] if capability["questions"] else [])
+    mmlu = capability["mmlu"]
+    if mmlu["folder"]:
+        splits = ("dev", "test") if mmlu["shots"] else ("test",)
+        files += [f"{mmlu['folder']}/{split}/{s}_{split}.csv" for split in splits for s in mmlu_subjects(mmlu["folder"], mmlu["subjects"])]
+    return files
 
 
 KEYWORD_JUDGES = ("keyword", "keyword-robust")
