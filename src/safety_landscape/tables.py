@@ -21,15 +21,8 @@ def load_judgments(files: Sequence[str | os.PathLike]) -> pd.DataFrame:
     missing = [c for c in ("judge", "landscape", "a", "index", "jailbroken") if c not in judgments.columns]
     if missing:
         raise ValueError(f"judgment records of {list(files)[:2]}... lack {missing}; rerun the judge rule")
-    return _in_grid_order(judgments)
-
-
-def _in_grid_order(judgments: pd.DataFrame) -> pd.DataFrame:
-    """Judges and landscapes in order of appearance, then grid points by a (then b), then prompts."""
-    rank = {column: {value: i for i, value in enumerate(dict.fromkeys(judgments[column]))} for column in ("judge", "landscape")}
-    keys = judgments.assign(**{f"{c}_rank": judgments[c].map(order) for c, order in rank.items()})
-    by = ["judge_rank", "landscape_rank", "a", *(["b"] if "b" in judgments.columns else []), "index"]
-    return keys.sort_values(by, kind="stable").drop(columns=["judge_rank", "landscape_rank"]).reset_index(drop=True)
+    # judges and landscapes in order of appearance, then grid points by a (then b), then prompts
+    return _by_appearance(judgments, ["judge", "landscape"], ["a", *(["b"] if "b" in judgments.columns else []), "index"])
 
 
 def verdict_matrix(judgments: pd.DataFrame, axes: Sequence[str]) -> tuple[pd.DataFrame, np.ndarray]:
@@ -146,8 +139,16 @@ def landscape_tables(
 
 def load_checkpoint_judgments(files: Sequence[str | os.PathLike]) -> pd.DataFrame:
     """Per-response judgments of evaluated checkpoints with the checkpoint and evaluation set each record
-    carries (columns judge, checkpoint, eval_set, index, jailbroken, ...)."""
-    return pd.concat([pd.read_json(f, lines=True, dtype={"jailbroken": "boolean"}) for f in files], ignore_index=True)
+    carries (columns judge, checkpoint, eval_set, index, jailbroken, ...): judges, then evaluation sets,
+    then checkpoints in order of appearance, then prompts."""
+    judgments = pd.concat([pd.read_json(f, lines=True, dtype={"jailbroken": "boolean"}) for f in files], ignore_index=True)
+    return _by_appearance(judgments, ["judge", "eval_set", "checkpoint"], ["index"])
+
+
+def _by_appearance(frame: pd.DataFrame, ranked: Sequence[str], then: Sequence[str]) -> pd.DataFrame:
+    """`frame` sorted by the `ranked` columns, each in its values' order of appearance, then by `then`."""
+    ranks = {f"{c}_rank": frame[c].map({v: i for i, v in enumerate(dict.fromkeys(frame[c]))}) for c in ranked}
+    return frame.assign(**ranks).sort_values([*ranks, *then], kind="stable").drop(columns=list(ranks)).reset_index(drop=True)
 
 
 def finetune_tables(
