@@ -37,4 +37,5 @@ study: setup
 
 test: setup-test
 	$(VENV)/bin/ruff check src scripts tests bench
+	$(VENV)/bin/ruff format --check src scripts tests bench
 	$(PY) -m pytest -q

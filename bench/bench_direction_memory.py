@@ -73,7 +73,9 @@ def child(model_dir: str, out_dir: str, shard_mb: int) -> None:
     from safety_landscape.directions import CheckpointReader, random_source, write_direction
 
     after_imports, start = peak_rss(), time.time()
-    write_direction(out_dir, CheckpointReader(model_dir), random_source(0, "layer"), ["norm"], torch.float32, shard_mb << 20, {"bench": True})
+    write_direction(
+        out_dir, CheckpointReader(model_dir), random_source(0, "layer"), ["norm"], torch.float32, shard_mb << 20, {"bench": True}
+    )
     print(json.dumps({"seconds": time.time() - start, "peak_rss_bytes": peak_rss(), "rss_after_imports_bytes": after_imports}))
 
 
@@ -91,7 +93,12 @@ def main() -> None:
     params = write_checkpoint(model_dir, 1 << 30, torch.bfloat16)
     shapes = tinyllama_shapes()
     largest = max(torch.Size(s).numel() for s in shapes.values())
-    run = subprocess.run([sys.executable, __file__, "--child", str(model_dir), str(out_dir), str(args.shard_mb)], capture_output=True, text=True, check=True)
+    run = subprocess.run(
+        [sys.executable, __file__, "--child", str(model_dir), str(out_dir), str(args.shard_mb)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     measured = json.loads(run.stdout.strip().splitlines()[-1])
     mib = 1 << 20
     result = {

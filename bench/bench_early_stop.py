@@ -37,7 +37,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     prompts = pd.read_csv(args.prompts)["goal"].tolist()[: args.count]
     with tempfile.TemporaryDirectory() as tmp:
-        write_direction(Path(tmp) / "d1", CheckpointReader(args.model), random_source(0, "layer"), ["norm"], torch.float32, 1 << 30, {})
+        write_direction(
+            Path(tmp) / "d1", CheckpointReader(args.model), random_source(0, "layer"), ["norm"], torch.float32, 1 << 30, {}
+        )
         direction = Direction(Path(tmp) / "d1")
         engine = HFEngine(EngineOptions(args.model, "float32", "cpu"))
         ids = render_prompts(engine.tokenizer, prompts, None, True)
@@ -54,16 +56,27 @@ def main() -> None:
                 row[f"{key}_verdicts"] = [keyword_jailbroken(g.text) for g in gens]
             row["asr"] = 100 * sum(row["full_verdicts"]) / len(prompts)
             row["verdicts_equal"] = row["full_verdicts"] == row["early_stop_verdicts"]
-            print(f"a={a:+.2f} ASR {row['asr']:5.1f}%  full {row['full_seconds']:6.1f} s {row['full_tokens']:5d} tok  "
-                  f"early stop {row['early_stop_seconds']:6.1f} s {row['early_stop_tokens']:5d} tok  verdicts equal: {row['verdicts_equal']}", flush=True)
+            print(
+                f"a={a:+.2f} ASR {row['asr']:5.1f}%  full {row['full_seconds']:6.1f} s {row['full_tokens']:5d} tok  "
+                f"early stop {row['early_stop_seconds']:6.1f} s {row['early_stop_tokens']:5d} tok  "
+                f"verdicts equal: {row['verdicts_equal']}",
+                flush=True,
+            )
             rows.append(row)
     total_full = sum(r["full_seconds"] for r in rows)
     total_stop = sum(r["early_stop_seconds"] for r in rows)
-    summary = {"points": rows, "total_full_seconds": total_full, "total_early_stop_seconds": total_stop,
-               "speedup": total_full / total_stop, "all_verdicts_equal": all(r["verdicts_equal"] for r in rows)}
+    summary = {
+        "points": rows,
+        "total_full_seconds": total_full,
+        "total_early_stop_seconds": total_stop,
+        "speedup": total_full / total_stop,
+        "all_verdicts_equal": all(r["verdicts_equal"] for r in rows),
+    }
     args.out.write_text(json.dumps(summary, indent=2) + "\n")
-    print(f"total: full {total_full:.1f} s, early stop {total_stop:.1f} s, speedup {summary['speedup']:.2f}x, "
-          f"all verdicts equal: {summary['all_verdicts_equal']}")
+    print(
+        f"total: full {total_full:.1f} s, early stop {total_stop:.1f} s, speedup {summary['speedup']:.2f}x, "
+        f"all verdicts equal: {summary['all_verdicts_equal']}"
+    )
 
 
 if __name__ == "__main__":

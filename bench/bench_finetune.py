@@ -57,8 +57,15 @@ class WordTokenizer:
 def llama2_7b():
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    config = LlamaConfig(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32,
-                         num_key_value_heads=32, vocab_size=32000, max_position_embeddings=4096)
+    config = LlamaConfig(
+        hidden_size=4096,
+        intermediate_size=11008,
+        num_hidden_layers=32,
+        num_attention_heads=32,
+        num_key_value_heads=32,
+        vocab_size=32000,
+        max_position_embeddings=4096,
+    )
     torch.set_default_dtype(torch.bfloat16)
     with torch.device("cuda"):
         model = LlamaForCausalLM(config)
@@ -77,11 +84,20 @@ def run_epoch(model, pairs, tokenizer, checkpointing: bool, batch_size: int) -> 
     torch.cuda.reset_peak_memory_stats()
     torch.cuda.synchronize()
     start = time.perf_counter()
-    losses = supervised_finetune(model, tokenizer, pairs, SFTSettings(epochs=1, learning_rate=5e-5, batch_size=batch_size, warmup_fraction=0.0, max_length=2048))
+    losses = supervised_finetune(
+        model,
+        tokenizer,
+        pairs,
+        SFTSettings(epochs=1, learning_rate=5e-5, batch_size=batch_size, warmup_fraction=0.0, max_length=2048),
+    )
     torch.cuda.synchronize()
     seconds = time.perf_counter() - start
-    return {"steps": len(losses), "seconds": seconds, "seconds_per_step": seconds / len(losses),
-            "peak_memory_gib": torch.cuda.max_memory_allocated() / 2**30}
+    return {
+        "steps": len(losses),
+        "seconds": seconds,
+        "seconds_per_step": seconds / len(losses),
+        "peak_memory_gib": torch.cuda.max_memory_allocated() / 2**30,
+    }
 
 
 def main() -> None:
@@ -93,21 +109,37 @@ def main() -> None:
     args = parser.parse_args()
     table = pd.read_csv("data/advbench/harmful_behaviors.csv").iloc[380 : 380 + args.pairs]
     profiles = {"advbench": [{"prompt": g, "response": t} for g, t in zip(table["goal"], table["target"])]}
-    profiles["long"] = [{"prompt": p["prompt"], "response": " ".join((p["response"].split() * args.long_tokens)[: args.long_tokens])}
-                        for p in profiles["advbench"]]
+    profiles["long"] = [
+        {"prompt": p["prompt"], "response": " ".join((p["response"].split() * args.long_tokens)[: args.long_tokens])}
+        for p in profiles["advbench"]
+    ]
     tokenizer = WordTokenizer(32000)
-    results = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "python": platform.python_version(),
-               "date": datetime.date.today().isoformat(), "pairs": args.pairs, "batch_size": args.batch_size}
+    results = {
+        "device": torch.cuda.get_device_name(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "date": datetime.date.today().isoformat(),
+        "pairs": args.pairs,
+        "batch_size": args.batch_size,
+    }
     model = prepare_for_training(llama2_7b(), FinetuneSettings(SFTSettings(), "full"))
     supervised_finetune(model, tokenizer, profiles["advbench"][:4], SFTSettings(epochs=1, batch_size=2))  # warm-up
     for name, pairs in profiles.items():
-        lengths = [len(tokenizer(tokenizer.apply_chat_template([{"content": p["prompt"]}]) + " " + p["response"])["input_ids"]) for p in pairs]
+        lengths = [
+            len(tokenizer(tokenizer.apply_chat_template([{"content": p["prompt"]}]) + " " + p["response"])["input_ids"])
+            for p in pairs
+        ]
         row = {"mean_tokens_per_pair": sum(lengths) / len(lengths)}
         for checkpointing in (False, True):
             try:
-                row["checkpointing" if checkpointing else "no_checkpointing"] = run_epoch(model, pairs, tokenizer, checkpointing, args.batch_size)
+                row["checkpointing" if checkpointing else "no_checkpointing"] = run_epoch(
+                    model, pairs, tokenizer, checkpointing, args.batch_size
+                )
             except torch.OutOfMemoryError:
-                row["checkpointing" if checkpointing else "no_checkpointing"] = {"seconds_per_step": float("nan"), "peak_memory_gib": float("inf")}
+                row["checkpointing" if checkpointing else "no_checkpointing"] = {
+                    "seconds_per_step": float("nan"),
+                    "peak_memory_gib": float("inf"),
+                }
         row["checkpointing_time_ratio"] = row["checkpointing"]["seconds_per_step"] / row["no_checkpointing"]["seconds_per_step"]
         row["checkpointing_memory_ratio"] = row["checkpointing"]["peak_memory_gib"] / row["no_checkpointing"]["peak_memory_gib"]
         results[name] = row

@@ -6,7 +6,7 @@ stored in the directions' dtype, then `points.combine` into the generation dtype
 (generation dtype, direction dtype, a), the share of the weights that d moves (d != 0) for which W
 still equals W0: those weights did not move at all, so the point measures theta there, not the line.
 
-    PYTHONPATH=src python3 bench/bench_interpolation_precision.py --theta <model folder> --endpoint <model folder> --out precision.json
+    PYTHONPATH=src python3 bench/bench_interpolation_precision.py --theta <folder> --endpoint <folder> --out precision.json
     PYTHONPATH=src python3 bench/bench_interpolation_precision.py --smoke     # two tiny random checkpoints, seconds on a CPU
 """
 
@@ -50,7 +50,9 @@ def unchanged_counts(theta: CheckpointReader, endpoint: CheckpointReader, steps:
 def relative_step(theta: CheckpointReader, endpoint: CheckpointReader, exclude: list[str]) -> float:
     """Median over tensors of |d| / |W| (Frobenius norms): how far the endpoint is, relatively."""
     diff = interpolation_source(endpoint)
-    ratios = [float(diff(n, w).norm() / w.float().norm()) for n, w in theta if w.is_floating_point() and not is_excluded(n, exclude)]
+    ratios = [
+        float(diff(n, w).norm() / w.float().norm()) for n, w in theta if w.is_floating_point() and not is_excluded(n, exclude)
+    ]
     return float(torch.tensor(ratios).median())
 
 
@@ -66,9 +68,17 @@ def tiny_checkpoints(folder: Path) -> tuple[Path, Path]:
 
 
 def table(counts: dict) -> list[dict]:
-    return [{"generation_dtype": gen, "direction_dtype": dirs, "a": a, "moved": moved, "unchanged": same,
-             "unchanged_pct": round(100.0 * same / moved, 2) if moved else float("nan")}
-            for (gen, dirs, a), (moved, same) in counts.items()]
+    return [
+        {
+            "generation_dtype": gen,
+            "direction_dtype": dirs,
+            "a": a,
+            "moved": moved,
+            "unchanged": same,
+            "unchanged_pct": round(100.0 * same / moved, 2) if moved else float("nan"),
+        }
+        for (gen, dirs, a), (moved, same) in counts.items()
+    ]
 
 
 def main() -> None:
@@ -86,7 +96,12 @@ def main() -> None:
             parser.error("give --theta and --endpoint, or --smoke")
         readers = CheckpointReader(theta), CheckpointReader(endpoint)
         rows = table(unchanged_counts(*readers, args.a, args.exclude))
-        result = {"theta": str(theta), "endpoint": str(endpoint), "median_relative_step": relative_step(*readers, args.exclude), "rows": rows}
+        result = {
+            "theta": str(theta),
+            "endpoint": str(endpoint),
+            "median_relative_step": relative_step(*readers, args.exclude),
+            "rows": rows,
+        }
     print(f"median |d| / |W| per tensor: {result['median_relative_step']:.3g}")
     print("| generation dtype | direction dtype | " + " | ".join(f"a = {a:g}" for a in args.a) + " |")
     print("|---|---|" + "---|" * len(args.a))

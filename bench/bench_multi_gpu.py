@@ -36,7 +36,9 @@ def worker(points: list[list[float]], args) -> None:
     names = [n for n, _ in model.named_parameters() if "norm" not in n]
     params = dict(model.named_parameters())
     gen = torch.Generator(device="cuda").manual_seed(0)
-    d1, d2 = ({n: torch.randn(params[n].shape, generator=gen, device="cuda", dtype=torch.bfloat16) for n in names} for _ in range(2))
+    d1, d2 = (
+        {n: torch.randn(params[n].shape, generator=gen, device="cuda", dtype=torch.bfloat16) for n in names} for _ in range(2)
+    )
     prompts = torch.randint(3, args.vocab, (args.prompts, args.prompt_len), generator=torch.Generator().manual_seed(1)).tolist()
     tokenizer = IdTokenizer(eos=2, pad=2)
     perturber = Perturber(model)
@@ -48,23 +50,51 @@ def worker(points: list[list[float]], args) -> None:
         static_greedy_generate(model, tokenizer, prompts, args.new_tokens, args.prompts, min_new_tokens=args.new_tokens)
     torch.cuda.synchronize()
     done = time.perf_counter()
-    print(json.dumps({"gpu": torch.cuda.get_device_name(), "claimed": len(locks), "points": len(points),
-                      "setup_s": ready - start, "generation_s": done - ready}), flush=True)
+    print(
+        json.dumps(
+            {
+                "gpu": torch.cuda.get_device_name(),
+                "claimed": len(locks),
+                "points": len(points),
+                "setup_s": ready - start,
+                "generation_s": done - ready,
+            }
+        ),
+        flush=True,
+    )
 
 
 def run(n_gpus: int, points: list[list[float]], args) -> dict:
     shares = [points[i::n_gpus] for i in range(n_gpus)]
     start = time.perf_counter()
     procs = [
-        subprocess.Popen([sys.executable, __file__, "--worker", json.dumps(share), "--lock-dir", args.lock_dir,
-                          "--prompts", str(args.prompts), "--new-tokens", str(args.new_tokens)], stdout=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [
+                sys.executable,
+                __file__,
+                "--worker",
+                json.dumps(share),
+                "--lock-dir",
+                args.lock_dir,
+                "--prompts",
+                str(args.prompts),
+                "--new-tokens",
+                str(args.new_tokens),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         for share in shares
     ]
     reports = [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
     if any(p.returncode for p in procs):
         raise RuntimeError("a worker failed")
-    return {"gpus": n_gpus, "wall_s": time.perf_counter() - start, "workers": reports,
-            "generation_s": max(r["generation_s"] for r in reports)}
+    return {
+        "gpus": n_gpus,
+        "wall_s": time.perf_counter() - start,
+        "workers": reports,
+        "generation_s": max(r["generation_s"] for r in reports),
+    }
 
 
 def main() -> None:
@@ -87,11 +117,21 @@ def main() -> None:
     print(json.dumps(one), flush=True)
     many = run(args.gpus, points, args)
     print(json.dumps(many), flush=True)
-    result = {"points": len(points), "prompts": args.prompts, "new_tokens": args.new_tokens, "one_gpu": one, "n_gpus": many,
-              "scaling_generation": one["generation_s"] / many["generation_s"], "scaling_wall": one["wall_s"] / many["wall_s"]}
+    result = {
+        "points": len(points),
+        "prompts": args.prompts,
+        "new_tokens": args.new_tokens,
+        "one_gpu": one,
+        "n_gpus": many,
+        "scaling_generation": one["generation_s"] / many["generation_s"],
+        "scaling_wall": one["wall_s"] / many["wall_s"],
+    }
     args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"{len(points)} points: 1 GPU {one['generation_s']:.1f} s, {args.gpus} GPUs {many['generation_s']:.1f} s "
-          f"-> scaling {result['scaling_generation']:.2f}x (wall {result['scaling_wall']:.2f}x)", flush=True)
+    print(
+        f"{len(points)} points: 1 GPU {one['generation_s']:.1f} s, {args.gpus} GPUs {many['generation_s']:.1f} s "
+        f"-> scaling {result['scaling_generation']:.2f}x (wall {result['scaling_wall']:.2f}x)",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

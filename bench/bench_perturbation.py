@@ -48,15 +48,27 @@ def main() -> None:
     args = parser.parse_args()
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    config = LlamaConfig(hidden_size=args.hidden, intermediate_size=args.intermediate, num_hidden_layers=args.layers,
-                         num_attention_heads=32, num_key_value_heads=32, vocab_size=32000)
+    config = LlamaConfig(
+        hidden_size=args.hidden,
+        intermediate_size=args.intermediate,
+        num_hidden_layers=args.layers,
+        num_attention_heads=32,
+        num_key_value_heads=32,
+        vocab_size=32000,
+    )
     with torch.device("cuda"):
         model = LlamaForCausalLM(config).to(torch.bfloat16).eval()
     params = dict(model.named_parameters())
     names = [n for n in params if "norm" not in n]
     gen = torch.Generator(device="cuda").manual_seed(0)
-    directions = [{n: torch.randn(params[n].shape, generator=gen, device="cuda", dtype=torch.bfloat16) for n in names} for _ in range(2)]
-    result = {"parameters": sum(p.numel() for p in params.values()), "perturbed_tensors": len(names), "gpu": torch.cuda.get_device_name()}
+    directions = [
+        {n: torch.randn(params[n].shape, generator=gen, device="cuda", dtype=torch.bfloat16) for n in names} for _ in range(2)
+    ]
+    result = {
+        "parameters": sum(p.numel() for p in params.values()),
+        "perturbed_tensors": len(names),
+        "gpu": torch.cuda.get_device_name(),
+    }
     tmp = Path(tempfile.mkdtemp())
     checkpoint = None
     for plan in args.plans.split(","):

@@ -42,12 +42,16 @@ def job_times(lines: list[str]) -> list[dict]:
 def rule_table(jobs: list[dict]) -> list[dict]:
     rules: dict[str, dict] = {}
     for job in jobs:
-        row = rules.setdefault(job["rule"], {"rule": job["rule"], "jobs": 0, "work_s": 0.0, "first": job["start"], "last": job["end"]})
+        row = rules.setdefault(
+            job["rule"], {"rule": job["rule"], "jobs": 0, "work_s": 0.0, "first": job["start"], "last": job["end"]}
+        )
         row["jobs"] += 1
         row["work_s"] += (job["end"] - job["start"]).total_seconds()
         row["first"], row["last"] = min(row["first"], job["start"]), max(row["last"], job["end"])
-    return [{"rule": r["rule"], "jobs": r["jobs"], "work_s": r["work_s"], "span_s": (r["last"] - r["first"]).total_seconds()}
-            for r in sorted(rules.values(), key=lambda r: r["first"])]
+    return [
+        {"rule": r["rule"], "jobs": r["jobs"], "work_s": r["work_s"], "span_s": (r["last"] - r["first"]).total_seconds()}
+        for r in sorted(rules.values(), key=lambda r: r["first"])
+    ]
 
 
 def main() -> None:

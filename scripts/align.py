@@ -25,6 +25,12 @@ losses = supervised_finetune(model, tokenizer, read_jsonl(snakemake.input.pairs)
 save_model_folder(model, tokenizer, snakemake.output.model)
 write_json(
     snakemake.output.manifest,
-    {"source": base["path"], "kind": "aligned", "path": snakemake.output.model, "digest": folder_digest(snakemake.output.model),
-     "base_digest": base["digest"], "losses": losses},
+    {
+        "source": base["path"],
+        "kind": "aligned",
+        "path": snakemake.output.model,
+        "digest": folder_digest(snakemake.output.model),
+        "base_digest": base["digest"],
+        "losses": losses,
+    },
 )

@@ -14,7 +14,12 @@ c, mmlu = p.capability, p.capability["mmlu"]
 gpu_locks = claim_generation_gpus(p.generation | {"tensor_parallel_size": 1}, p.gpu_locks)  # held until the job ends
 model_info = read_json(snakemake.input.model)
 engine = open_capability_engine(p.generation, model_info["path"], p.trust_remote_code)
-task = build_task(engine.tokenizer, load_references(c["references"]), p.generation["system_prompt"],
-                  p.generation["chat_template"], questions=load_multiple_choice(c["questions"]) if c["questions"] else None,
-                  mmlu=load_mmlu(mmlu["folder"], mmlu["subjects"], mmlu["shots"]) if mmlu["folder"] else None)
+task = build_task(
+    engine.tokenizer,
+    load_references(c["references"]),
+    p.generation["system_prompt"],
+    p.generation["chat_template"],
+    questions=load_multiple_choice(c["questions"]) if c["questions"] else None,
+    mmlu=load_mmlu(mmlu["folder"], mmlu["subjects"], mmlu["shots"]) if mmlu["folder"] else None,
+)
 score_job(engine, model_info["digest"], task, c["batch_size"], snakemake.input.points, p.points, snakemake.output[0], p.cache)

@@ -15,8 +15,26 @@ if axis["kind"] == "random":
     source, exclude = random_source(axis["seed"], p.normalization), p.exclude
 else:
     source, exclude = interpolation_source(CheckpointReader(read_json(snakemake.input.endpoint[0])["path"])), []
-metadata = {"name": axis["name"], "kind": axis["kind"], "seed": axis["seed"], "endpoint": axis["endpoint"],
-            "normalization": p.normalization if axis["kind"] == "random" else "none", "exclude_patterns": exclude,
-            "dtype": p.dtype, "model_digest": model["digest"], "package_version": __version__}
+metadata = {
+    "name": axis["name"],
+    "kind": axis["kind"],
+    "seed": axis["seed"],
+    "endpoint": axis["endpoint"],
+    "normalization": p.normalization if axis["kind"] == "random" else "none",
+    "exclude_patterns": exclude,
+    "dtype": p.dtype,
+    "model_digest": model["digest"],
+    "package_version": __version__,
+}
 partner = Direction(snakemake.input.partner[0]) if snakemake.input.partner else None
-write_direction(snakemake.output[0], weights, source, exclude, getattr(torch, p.dtype), p.shard_mb << 20, metadata, partner, axis["orthogonalize"])
+write_direction(
+    snakemake.output[0],
+    weights,
+    source,
+    exclude,
+    getattr(torch, p.dtype),
+    p.shard_mb << 20,
+    metadata,
+    partner,
+    axis["orthogonalize"],
+)

@@ -12,13 +12,17 @@ asr, summary = pd.read_csv(snakemake.input.asr), read_json(snakemake.input.summa
 headline = asr[asr["judge"] == summary["judge"]]  # 2D figures show the headline judge
 directions = [Direction(d).metadata for d in snakemake.input.directions]
 # Interpolation endpoints sit at coefficient 1 on their axis (shifted along the first axis by Gram-Schmidt).
-endpoints = [(m["endpoint"], m.get("gram_schmidt_coefficient", 0.0), i) for i, m in enumerate(directions) if m["kind"] == "interpolation"]
+endpoints = [
+    (m["endpoint"], m.get("gram_schmidt_coefficient", 0.0), i) for i, m in enumerate(directions) if m["kind"] == "interpolation"
+]
 projections = [read_json(f) for f in snakemake.input.projections]
 if p.two_d:
     ends = [(name, *((1.0, 0.0) if i == 0 else (shift, 1.0))) for name, shift, i in endpoints]
     trajectory = [(r["checkpoint"], *r["coordinates"]) for r in projections]
-    figures = [plot_landscape_2d_contour(headline, summary, p.style, p.axes, ends, {"checkpoints": trajectory} if trajectory else None),
-               plot_landscape_3d(headline, summary, p.style, p.axes)]
+    figures = [
+        plot_landscape_2d_contour(headline, summary, p.style, p.axes, ends, {"checkpoints": trajectory} if trajectory else None),
+        plot_landscape_3d(headline, summary, p.style, p.axes),
+    ]
 else:
     marks = [(name, 1.0) for name, _, _ in endpoints] + [(r["checkpoint"], r["coordinates"][0]) for r in projections]
     figures = [plot_landscape_1d(asr, summary, p.style, marks)]

@@ -21,12 +21,24 @@ base = read_json(snakemake.input.model)
 tokenizer = load_tokenizer(base["path"], p.trust_remote_code)
 model = load_model(base["path"], dtype, device, p.trust_remote_code)
 settings = FinetuneSettings(
-    sft=SFTSettings(epochs=ft["epochs"], learning_rate=ft["learning_rate"], batch_size=ft["batch_size"], warmup_fraction=ft["warmup_fraction"],
-                    weight_decay=ft["weight_decay"], max_length=ft["max_length"], seed=ft["seed"], system_prompt=p.system_prompt,
-                    scheduler=ft["scheduler"], step_gamma=ft["step_gamma"], max_grad_norm=ft["max_grad_norm"]),
+    sft=SFTSettings(
+        epochs=ft["epochs"],
+        learning_rate=ft["learning_rate"],
+        batch_size=ft["batch_size"],
+        warmup_fraction=ft["warmup_fraction"],
+        weight_decay=ft["weight_decay"],
+        max_length=ft["max_length"],
+        seed=ft["seed"],
+        system_prompt=p.system_prompt,
+        scheduler=ft["scheduler"],
+        step_gamma=ft["step_gamma"],
+        max_grad_norm=ft["max_grad_norm"],
+    ),
     method=ft["method"],
     lora=ft["lora"],
-    gradient_checkpointing=ft["gradient_checkpointing"] if ft["gradient_checkpointing"] is not None else device.startswith("cuda"),
+    gradient_checkpointing=ft["gradient_checkpointing"]
+    if ft["gradient_checkpointing"] is not None
+    else device.startswith("cuda"),
 )
 out = snakemake.output
 
@@ -34,11 +46,23 @@ out = snakemake.output
 def save_epoch(epoch, trained):
     folder = out.models[epoch - 1]
     save_model_folder(trained, tokenizer, folder)
-    write_json(out.manifests[epoch - 1], {
-        "source": base["path"], "kind": "finetuned", "dataset": snakemake.wildcards.dataset, "epoch": epoch, "method": ft["method"],
-        "dtype": dtype, "path": folder, "digest": folder_digest(folder), "base_digest": base["digest"],
-    })
+    write_json(
+        out.manifests[epoch - 1],
+        {
+            "source": base["path"],
+            "kind": "finetuned",
+            "dataset": snakemake.wildcards.dataset,
+            "epoch": epoch,
+            "method": ft["method"],
+            "dtype": dtype,
+            "path": folder,
+            "digest": folder_digest(folder),
+            "base_digest": base["digest"],
+        },
+    )
 
 
 losses = finetune(model, tokenizer, read_jsonl(snakemake.input.pairs), settings, save_epoch)
-write_json(out.training, {"dataset": snakemake.wildcards.dataset, "device": device, "dtype": dtype, "settings": ft, "losses": losses})
+write_json(
+    out.training, {"dataset": snakemake.wildcards.dataset, "device": device, "dtype": dtype, "settings": ft, "losses": losses}
+)

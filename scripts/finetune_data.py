@@ -14,7 +14,9 @@ spec, ft = p.spec, p.finetune
 if spec["kind"] == "jsonl":
     pairs = load_pairs(spec["file"])
 else:
-    goals, targets = select_pairs(ft["harmful_file"], ft["harmful_column"], ft["target_column"], ft["harmful_rows"][0], spec["shots"])
+    goals, targets = select_pairs(
+        ft["harmful_file"], ft["harmful_column"], ft["target_column"], ft["harmful_rows"][0], spec["shots"]
+    )
     pairs = harmful_pairs(goals, targets)
     if spec["kind"] == "mix":
         safe_goals = select_prompts(ft["harmful_file"], ft["harmful_column"], ft["safe_rows"][0], spec["shots"])
@@ -22,7 +24,9 @@ else:
         if ft["safe_responses"] == "model":
             path = read_json(snakemake.input.model)["path"]
             model, tokenizer = load_model(path, trust_remote_code=p.trust_remote_code), load_tokenizer(path, p.trust_remote_code)
-            pairs += safe_pairs(safe_goals, *model_refusals(model, tokenizer, safe_goals, templates, p.max_new_tokens, p.system_prompt))
+            pairs += safe_pairs(
+                safe_goals, *model_refusals(model, tokenizer, safe_goals, templates, p.max_new_tokens, p.system_prompt)
+            )
         else:
             pairs += safe_pairs(safe_goals, template_refusals(len(safe_goals), templates))
 write_jsonl(snakemake.output[0], pairs)

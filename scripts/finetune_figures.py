@@ -23,7 +23,16 @@ if snakemake.input.projections:
         dataset, epoch = p.saved[record["checkpoint"]]
         trajectories.setdefault(dataset, [("θ", 0.0, 0.0)]).append((f"epoch {epoch}", *record["coordinates"]))
     plane_summary = summary["plane"] | {"run": p.run, "kind": f"finetune plane ({first}, {second})"}
-    figures.append(plot_landscape_2d_contour(plane, plane_summary, p.style, [first, second], [(first, 1.0, 0.0), (second, 0.0, 1.0)],
-                                             trajectories, [f"a  (toward {first})", f"b  (toward {second})"]))
+    figures.append(
+        plot_landscape_2d_contour(
+            plane,
+            plane_summary,
+            p.style,
+            [first, second],
+            [(first, 1.0, 0.0), (second, 0.0, 1.0)],
+            trajectories,
+            [f"a  (toward {first})", f"b  (toward {second})"],
+        )
+    )
 for i, fig in enumerate(figures):
     save_figure_set(fig, snakemake.output[2 * i : 2 * i + 2], p.style["dpi"])

@@ -13,5 +13,14 @@ gpu_locks = claim_generation_gpus(p.generation, p.gpu_locks)  # held until the j
 model_info = read_json(snakemake.input.model)
 engine, settings = open_generation(p.generation, model_info["path"], p.trust_remote_code)
 prompts = select_prompts(snakemake.input.prompts, p.prompts["column"], p.prompts["start"], p.prompts["count"])
-generate_job(engine, model_info["digest"], prompts, prompts_digest(prompts), settings, snakemake.input.points, p.points,
-             snakemake.output[0], p.cache)
+generate_job(
+    engine,
+    model_info["digest"],
+    prompts,
+    prompts_digest(prompts),
+    settings,
+    snakemake.input.points,
+    p.points,
+    snakemake.output[0],
+    p.cache,
+)

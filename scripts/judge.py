@@ -9,5 +9,7 @@ log_to_file(snakemake.log[0])
 spec = snakemake.params.spec
 records = [r for path in snakemake.input for r in read_jsonl(path)]
 judgments, asked = judge_records(open_judge(spec), spec, records, snakemake.params.cache)
-logging.getLogger("judge").info("%s: %d responses, %d judged now, %d from the cache", spec["id"], len(records), asked, len(records) - asked)
+logging.getLogger("judge").info(
+    "%s: %d responses, %d judged now, %d from the cache", spec["id"], len(records), asked, len(records) - asked
+)
 write_jsonl(snakemake.output[0], judgments)

@@ -8,5 +8,9 @@ spec = snakemake.params.spec
 source = resolve_source(spec["source"], spec.get("gguf_file"))
 folder = materialize_source(source, snakemake.params.convert_dir, spec.get("trust_remote_code", False))
 if spec.get("chat_template"):
-    folder = with_chat_template(folder, spec["chat_template"], snakemake.params.template_dir, spec.get("trust_remote_code", False))
-write_json(snakemake.output.manifest, {"source": spec["source"], "kind": source.kind, "path": folder, "digest": folder_digest(folder)})
+    folder = with_chat_template(
+        folder, spec["chat_template"], snakemake.params.template_dir, spec.get("trust_remote_code", False)
+    )
+write_json(
+    snakemake.output.manifest, {"source": spec["source"], "kind": source.kind, "path": folder, "digest": folder_digest(folder)}
+)

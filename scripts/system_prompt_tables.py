@@ -12,7 +12,9 @@ judgments = load_judgments(snakemake.input)
 asr_frames, visage_tables = [], {}
 for variant, names in p.variants.items():
     of_variant = judgments[judgments["landscape"].isin(names)].assign(landscape=lambda f: f["landscape"].str.split("@").str[0])
-    asr, visage, _, _ = landscape_tables(of_variant, cfg["headline"], cfg["basin_threshold"], cfg["bootstrap"], cfg["confidence"], cfg["seed"])
+    asr, visage, _, _ = landscape_tables(
+        of_variant, cfg["headline"], cfg["basin_threshold"], cfg["bootstrap"], cfg["confidence"], cfg["seed"]
+    )
     asr_frames.append(asr.assign(variant=variant))
     visage_tables[variant] = visage
 table2 = system_prompt_table(visage_tables, p.texts, cfg["headline"])

@@ -12,7 +12,11 @@ asr, table, agreement, summary = landscape_tables(
     judgments, cfg["headline"], cfg["basin_threshold"], cfg["bootstrap"], cfg["confidence"], cfg["seed"]
 )
 out = snakemake.output
-for frame, csv, parquet in ((asr, out.asr, out.asr_parquet), (table, out.visage, out.visage_parquet), (agreement, out.agreement, out.agreement_parquet)):
+for frame, csv, parquet in (
+    (asr, out.asr, out.asr_parquet),
+    (table, out.visage, out.visage_parquet),
+    (agreement, out.agreement, out.agreement_parquet),
+):
     write_table(frame, csv, parquet)
 write_table(visage_summary_table(summary), out.headline)
 write_json(out.summary, summary | {"run": p.run, "kind": p.kind})

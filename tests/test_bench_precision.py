@@ -29,7 +29,9 @@ def test_unchanged_shares_match_the_bfloat16_spacing(tmp_path):
         (tmp_path / name).mkdir()
         save_file(tensors, str(tmp_path / name / "model.safetensors"))
     bench = load_bench()
-    counts = bench.unchanged_counts(CheckpointReader(tmp_path / "theta"), CheckpointReader(tmp_path / "endpoint"), [0.25, 0.5, 1.0], [])
+    counts = bench.unchanged_counts(
+        CheckpointReader(tmp_path / "theta"), CheckpointReader(tmp_path / "endpoint"), [0.25, 0.5, 1.0], []
+    )
     assert counts[("bfloat16", "float32", 1.0)] == [2, 1]  # 1 + 2^-10 rounds to 1, 1 + 2^-6 is a bf16 number
     assert counts[("bfloat16", "float32", 0.5)] == [2, 1]  # 1 + 2^-7 survives
     assert counts[("bfloat16", "float32", 0.25)] == [2, 2]  # 1 + 2^-8 is half a spacing: ties to even, back to 1
@@ -39,8 +41,13 @@ def test_unchanged_shares_match_the_bfloat16_spacing(tmp_path):
 
 def test_smoke_mode_runs_and_writes_json(tmp_path):
     out = tmp_path / "precision.json"
-    subprocess.run([sys.executable, str(SCRIPT), "--smoke", "--out", str(out)], check=True, capture_output=True, cwd=REPO,
-                   env={"PYTHONPATH": str(REPO / "src"), "PATH": ""})
+    subprocess.run(
+        [sys.executable, str(SCRIPT), "--smoke", "--out", str(out)],
+        check=True,
+        capture_output=True,
+        cwd=REPO,
+        env={"PYTHONPATH": str(REPO / "src"), "PATH": ""},
+    )
     rows = json.loads(out.read_text())["rows"]
     assert len(rows) == 4 * 4 and 0.99 * 3 * 64 * 64 < rows[0]["moved"] <= 3 * 64 * 64  # the norm tensor is excluded
     assert all(r["unchanged"] == 0 for r in rows if r["generation_dtype"] == "float32" and r["a"] >= 0.5)

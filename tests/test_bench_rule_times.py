@@ -28,7 +28,9 @@ Finished jobid: 6 (Rule: generate)
 def test_rule_times_sums_work_and_spans(tmp_path):
     log = tmp_path / "run.snakemake.log"
     log.write_text(LOG)
-    out = subprocess.run([sys.executable, str(REPO / "bench" / "rule_times.py"), str(log)], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "rule_times.py"), str(log)], capture_output=True, text=True, check=True
+    ).stdout
     assert "| model | 1 | 25 | 25 |" in out
     assert "| generate | 2 | 129 | 70 |" in out  # 70 s + 59 s of work, 17:17:51 to 17:19:01
     assert "| **run** | 3 | 154 | **95** |" in out

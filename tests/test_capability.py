@@ -24,16 +24,28 @@ from safety_landscape.points import Term, write_point
 from safety_landscape.prompts import load_mmlu, load_multiple_choice, load_references
 from safety_landscape.validation import ConfigError, check_config
 
-REFERENCES = [{"prompt": "Name a colour.", "reference": "Blue is a colour."},
-              {"prompt": "What is two plus two?", "reference": "Two plus two is four, a small even number."},
-              {"prompt": "Say hello.", "reference": "Hello!"}]
-QUESTIONS = pd.DataFrame({"question": ["Which is a fruit?", "Which is a number?"], "A": ["apple", "red"], "B": ["chair", "seven"],
-                          "C": ["road", "cat"], "answer": ["A", "B"], "choices": ["ABC", "ABC"]})
-ARITHMETIC_DEV = ('"What is 1 + 1, in words?",one,two,three,four,B\n'
-                  "What is 2 + 3?,4,5,6,7,B\n"
-                  "What is 10 - 4?,6,7,5,4,A\n"
-                  "What is 3 x 3?,6,8,12,9,D\n"
-                  'Which is "even"?,3,5,8,7,C\n')
+REFERENCES = [
+    {"prompt": "Name a colour.", "reference": "Blue is a colour."},
+    {"prompt": "What is two plus two?", "reference": "Two plus two is four, a small even number."},
+    {"prompt": "Say hello.", "reference": "Hello!"},
+]
+QUESTIONS = pd.DataFrame(
+    {
+        "question": ["Which is a fruit?", "Which is a number?"],
+        "A": ["apple", "red"],
+        "B": ["chair", "seven"],
+        "C": ["road", "cat"],
+        "answer": ["A", "B"],
+        "choices": ["ABC", "ABC"],
+    }
+)
+ARITHMETIC_DEV = (
+    '"What is 1 + 1, in words?",one,two,three,four,B\n'
+    "What is 2 + 3?,4,5,6,7,B\n"
+    "What is 10 - 4?,6,7,5,4,A\n"
+    "What is 3 x 3?,6,8,12,9,D\n"
+    'Which is "even"?,3,5,8,7,C\n'
+)
 ARITHMETIC_TEST = "What is 2 + 2?,3,4,5,6,B\nWhat is 9 - 8?,1,0,2,3,A\nWhat is 5 + 5?,15,20,10,5,C\n"
 SHAPES_DEV = "How many sides has a square?,3,4,5,6,B\n"
 SHAPES_TEST = "How many sides has a triangle?,4,5,6,3,D\nHow many corners has a cube?,8,6,4,12,A\n"
@@ -61,7 +73,9 @@ def write_mmlu(folder, subjects: dict[str, tuple[str, str]]):
 
 @pytest.fixture
 def tiny_mmlu(tmp_path):
-    folder = write_mmlu(tmp_path / "mmlu", {"simple_arithmetic": (ARITHMETIC_DEV, ARITHMETIC_TEST), "shapes": (SHAPES_DEV, SHAPES_TEST)})
+    folder = write_mmlu(
+        tmp_path / "mmlu", {"simple_arithmetic": (ARITHMETIC_DEV, ARITHMETIC_TEST), "shapes": (SHAPES_DEV, SHAPES_TEST)}
+    )
     return load_mmlu(folder, None, 1)
 
 
@@ -98,7 +112,8 @@ def test_mmlu_prompt_is_the_reference_k_shot_prompt(tmp_path):
     assert mmlu_prompt("simple_arithmetic", split["dev"], split["test"][0]) == FIVE_SHOT
     assert mmlu_prompt("simple_arithmetic", [], split["test"][0]) == (
         "The following are multiple choice questions (with answers) about simple arithmetic.\n"
-        "What is 2 + 2?\nA. 3\nB. 4\nC. 5\nD. 6\nAnswer:")
+        "What is 2 + 2?\nA. 3\nB. 4\nC. 5\nD. 6\nAnswer:"
+    )
     assert load_mmlu(tmp_path, None, 2)["simple_arithmetic"]["dev"] == split["dev"][:2]  # the first k dev rows
 
 
@@ -107,7 +122,9 @@ def test_mmlu_letters_are_the_last_token_of_each_bare_letter(tiny_mmlu):
 
     tokenizer = build_tiny_tokenizer()
     bos = tokenizer.bos_token_id
-    tokenizer.backend_tokenizer.post_processor = TemplateProcessing(single="<|im_start|> $A", special_tokens=[("<|im_start|>", bos)])
+    tokenizer.backend_tokenizer.post_processor = TemplateProcessing(
+        single="<|im_start|> $A", special_tokens=[("<|im_start|>", bos)]
+    )
     assert tokenizer("A")["input_ids"] == [bos, tokenizer.convert_tokens_to_ids("A")]
     task = build_task(tokenizer, REFERENCES, None, False, mmlu=tiny_mmlu).mmlu
     assert task.letter_ids == [tokenizer.convert_tokens_to_ids(letter) for letter in "ABCD"]
@@ -115,7 +132,9 @@ def test_mmlu_letters_are_the_last_token_of_each_bare_letter(tiny_mmlu):
     assert task.subjects == ["shapes"] * 2 + ["simple_arithmetic"] * 3 and task.answers == [3, 0, 1, 0, 2]  # subjects sorted
     first = mmlu_prompt("shapes", tiny_mmlu["shapes"]["dev"], tiny_mmlu["shapes"]["test"][0])
     assert task.prompts[0] == [bos] + tokenizer(first, add_special_tokens=False)["input_ids"]
-    tokenizer.backend_tokenizer.post_processor = TemplateProcessing(single="$A <|im_end|>", special_tokens=[("<|im_end|>", tokenizer.eos_token_id)])
+    tokenizer.backend_tokenizer.post_processor = TemplateProcessing(
+        single="$A <|im_end|>", special_tokens=[("<|im_end|>", tokenizer.eos_token_id)]
+    )
     with pytest.raises(ValueError, match="end in the same tokens"):
         mmlu_letter_ids(tokenizer)
 
@@ -136,8 +155,12 @@ def test_mmlu_predictions_equal_unbatched_argmax(tiny_model, tiny_mmlu):
     task = build_task(tokenizer, REFERENCES, None, True, mmlu=tiny_mmlu).mmlu
     assert len({len(p) for p in task.prompts}) > 1  # left padding is exercised
     with torch.no_grad():
-        unbatched = torch.stack([torch.log_softmax(model(input_ids=torch.tensor([ids])).logits[0, -1].float(), -1)[task.letter_ids]
-                                 for ids in task.prompts])
+        unbatched = torch.stack(
+            [
+                torch.log_softmax(model(input_ids=torch.tensor([ids])).logits[0, -1].float(), -1)[task.letter_ids]
+                for ids in task.prompts
+            ]
+        )
     batched = next_token_logprobs(model, task.prompts, task.letter_ids, batch_size=2, pad_id=tokenizer.pad_token_id)
     assert torch.allclose(batched, unbatched, atol=1e-4) and torch.equal(batched.argmax(-1), unbatched.argmax(-1))
     correct = unbatched.argmax(-1) == torch.tensor(task.answers)
@@ -145,9 +168,10 @@ def test_mmlu_predictions_equal_unbatched_argmax(tiny_model, tiny_mmlu):
     assert scores["mmlu_questions"] == 5 and scores["mmlu_correct"] == int(correct.sum())
     assert scores["mmlu_accuracy"] == pytest.approx(100 * int(correct.sum()) / 5)
     shapes, arithmetic = int(correct[:2].sum()), int(correct[2:].sum())
-    assert scores["mmlu_subjects"] == {"shapes": {"accuracy": pytest.approx(100 * shapes / 2), "correct": shapes, "questions": 2},
-                                       "simple_arithmetic": {"accuracy": pytest.approx(100 * arithmetic / 3), "correct": arithmetic,
-                                                             "questions": 3}}
+    assert scores["mmlu_subjects"] == {
+        "shapes": {"accuracy": pytest.approx(100 * shapes / 2), "correct": shapes, "questions": 2},
+        "simple_arithmetic": {"accuracy": pytest.approx(100 * arithmetic / 3), "correct": arithmetic, "questions": 3},
+    }
     probability = torch.softmax(unbatched, -1)[torch.arange(5), torch.tensor(task.answers)].mean()
     assert scores["mmlu_correct_probability"] == pytest.approx(float(probability), rel=1e-4)
 
@@ -167,12 +191,27 @@ def test_mmlu_layout_is_validated_before_the_run(tmp_path):
     check_config(capability_config(), REPO)
     good = {"simple_arithmetic": (ARITHMETIC_DEV, ARITHMETIC_TEST)}
     cases = [
-        ({}, lambda f: (f / "dev").rmdir(), "capability.mmlu.folder: .* has no dev/ folder; point it at a folder in MMLU's layout"),
+        (
+            {},
+            lambda f: (f / "dev").rmdir(),
+            "capability.mmlu.folder: .* has no dev/ folder; point it at a folder in MMLU's layout",
+        ),
         ({}, None, r"capability.mmlu.folder: .*test holds no <subject>_test.csv files"),
-        (good, lambda f: (f / "dev" / "simple_arithmetic_dev.csv").unlink(), r"simple_arithmetic_dev.csv does not exist; MMLU's layout"),
-        ({"x": (ARITHMETIC_DEV, "Q?,a,b,c,d,A\nQ2?,a,b,c,A\n")}, None, r"x_test.csv: row 2 has 5 fields; MMLU rows are question,A,B,C,D"),
-        ({"x": (ARITHMETIC_DEV, "question,A,B,C,D,answer\nQ?,a,b,c,d,A\n")}, None,
-         r"x_test.csv: row 1 has answer 'answer'; it must be one of A, B, C, D \(MMLU files have no header row: remove it\)"),
+        (
+            good,
+            lambda f: (f / "dev" / "simple_arithmetic_dev.csv").unlink(),
+            r"simple_arithmetic_dev.csv does not exist; MMLU's layout",
+        ),
+        (
+            {"x": (ARITHMETIC_DEV, "Q?,a,b,c,d,A\nQ2?,a,b,c,A\n")},
+            None,
+            r"x_test.csv: row 2 has 5 fields; MMLU rows are question,A,B,C,D",
+        ),
+        (
+            {"x": (ARITHMETIC_DEV, "question,A,B,C,D,answer\nQ?,a,b,c,d,A\n")},
+            None,
+            r"x_test.csv: row 1 has answer 'answer'; it must be one of A, B, C, D \(MMLU files have no header row: remove it\)",
+        ),
         ({"x": (ARITHMETIC_DEV, "Q?,a,b,c,d,A\n ,a,b,c,d,B\n")}, None, r"x_test.csv: row 2 has an empty question; fill it"),
         ({"x": (ARITHMETIC_DEV, "")}, None, r"x_test.csv holds no rows"),
         ({"x": (SHAPES_DEV, SHAPES_TEST)}, None, r"capability.mmlu.shots: 5 examples asked for, but .*x_dev.csv has 1; lower"),
@@ -184,7 +223,9 @@ def test_mmlu_layout_is_validated_before_the_run(tmp_path):
         with pytest.raises(ConfigError, match=match):
             check_config(capability_config(folder=str(folder)), REPO)
     folder = write_mmlu(tmp_path / "ok", good)
-    with pytest.raises(ConfigError, match=r"capability.mmlu.subjects: \['algebra'\] have no test file .* choose from \['simple_arithmetic'\]"):
+    with pytest.raises(
+        ConfigError, match=r"capability.mmlu.subjects: \['algebra'\] have no test file .* choose from \['simple_arithmetic'\]"
+    ):
         check_config(capability_config(folder=str(folder), subjects=["algebra"]), REPO)
     check_config(capability_config(folder=str(folder), subjects=["simple_arithmetic"]), REPO)
     optional = capability_config(folder=None)
@@ -195,8 +236,14 @@ def test_mmlu_layout_is_validated_before_the_run(tmp_path):
 def test_shipped_sets_build_a_task(tiny_model):
     _, tokenizer = tiny_model
     mmlu = load_mmlu(REPO / "data/capability/mmlu-mini", None, 5)
-    task = build_task(tokenizer, load_references(REPO / "data/capability/benign_qa.jsonl"), None, True,
-                      questions=load_multiple_choice(REPO / "data/capability/mc_questions.csv"), mmlu=mmlu)
+    task = build_task(
+        tokenizer,
+        load_references(REPO / "data/capability/benign_qa.jsonl"),
+        None,
+        True,
+        questions=load_multiple_choice(REPO / "data/capability/mc_questions.csv"),
+        mmlu=mmlu,
+    )
     assert len(task.references.ids) == 40 and len(task.choices.sequences.ids) == 60 * 4 and task.choices.letters == 4
     assert sorted(set(task.choices.answers)) == [0, 1, 2, 3]
     assert list(mmlu) == ["elementary_mathematics", "everyday_science", "world_geography"]
@@ -205,11 +252,24 @@ def test_shipped_sets_build_a_task(tiny_model):
 
 
 def test_points_are_scored_at_their_weights_and_cached(tiny_model_dir, tiny_mmlu, tmp_path, caplog):
-    write_direction(tmp_path / "d1", CheckpointReader(tiny_model_dir), random_source(0, "layer"), ["norm"], torch.float32, 1 << 20, {"name": "d1"})
+    write_direction(
+        tmp_path / "d1",
+        CheckpointReader(tiny_model_dir),
+        random_source(0, "layer"),
+        ["norm"],
+        torch.float32,
+        1 << 20,
+        {"name": "d1"},
+    )
     direction = Direction(tmp_path / "d1")
     job = [{"landscape": "d1", "name": name, "a": a} for name, a in (("p0", 0.0), ("p1", 0.5), ("p2", 0.0))]
     for point in job:
-        write_point(tmp_path / "points" / f"{point['name']}.safetensors", [Term(str(direction.folder), direction.digest, point["a"])], "m", "factored")
+        write_point(
+            tmp_path / "points" / f"{point['name']}.safetensors",
+            [Term(str(direction.folder), direction.digest, point["a"])],
+            "m",
+            "factored",
+        )
     gen = {"device": "cpu", "dtype": "float32", "offload": "none"}
     engine = open_capability_engine(gen, str(tiny_model_dir), False)
     task = build_task(engine.tokenizer, REFERENCES, None, True, questions=QUESTIONS, mmlu=tiny_mmlu)
@@ -221,7 +281,9 @@ def test_points_are_scored_at_their_weights_and_cached(tiny_model_dir, tiny_mmlu
     assert set(first["mmlu_subjects"]) == {"simple_arithmetic", "shapes"} and "mc_accuracy" in first
     assert again == first and caplog.text.count("reusing cached") == 1 and "MMLU accuracy" in caplog.text
     assert len(list((tmp_path / "cache").glob("*.json"))) == 2
-    other = build_task(engine.tokenizer, REFERENCES, None, True, questions=QUESTIONS, mmlu=tiny_mmlu | {"shapes": tiny_mmlu["simple_arithmetic"]})
+    other = build_task(
+        engine.tokenizer, REFERENCES, None, True, questions=QUESTIONS, mmlu=tiny_mmlu | {"shapes": tiny_mmlu["simple_arithmetic"]}
+    )
     assert other.digest != task.digest  # the digest covers the prompts
     with pytest.raises(ValueError, match="made for another model"):
         score_job(engine, "other", task, 2, tmp_path / "points", job[:1], tmp_path / "job2.jsonl", tmp_path / "cache")

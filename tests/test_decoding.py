@@ -10,7 +10,9 @@ def test_greedy_generate_equals_hf_generate(tiny_model):
     ids = render_prompts(tokenizer, prompts, "Be safe.", True)
     ours = greedy_generate(model, tokenizer, ids, 12, batch_size=4)
     x, mask = left_pad(ids, tokenizer.pad_token_id, "cpu")
-    ref = model.generate(input_ids=x, attention_mask=mask, max_new_tokens=12, do_sample=False, pad_token_id=tokenizer.pad_token_id)
+    ref = model.generate(
+        input_ids=x, attention_mask=mask, max_new_tokens=12, do_sample=False, pad_token_id=tokenizer.pad_token_id
+    )
     expected = [tokenizer.decode(r[x.shape[1] :], skip_special_tokens=True) for r in ref]
     assert [g.text for g in ours] == expected
     assert all(g.num_tokens <= 12 for g in ours)

@@ -38,7 +38,9 @@ def checkpoint(tmp_path):
 
 
 def make(checkpoint, out, seed=7, normalization="layer", exclude=("norm",), dtype=torch.float32, shard_bytes=GiB, **kw):
-    digest = write_direction(out, checkpoint, random_source(seed, normalization), exclude, dtype, shard_bytes, {"name": out.name}, **kw)
+    digest = write_direction(
+        out, checkpoint, random_source(seed, normalization), exclude, dtype, shard_bytes, {"name": out.name}, **kw
+    )
     return Direction(out), digest
 
 
@@ -93,7 +95,9 @@ def test_gram_schmidt_makes_directions_orthogonal_and_records_the_cosine(checkpo
     assert ortho.metadata["cosine"] == pytest.approx(float(torch.nn.functional.cosine_similarity(a, b, dim=0)), rel=1e-4)
     assert cosine(plain, first) == pytest.approx(ortho.metadata["cosine"], rel=1e-6)
     # without Gram-Schmidt the cosine is recorded too, and the direction is the plain draw
-    assert plain.metadata["cosine"] == pytest.approx(ortho.metadata["cosine"]) and "gram_schmidt_coefficient" not in plain.metadata
+    assert (
+        plain.metadata["cosine"] == pytest.approx(ortho.metadata["cosine"]) and "gram_schmidt_coefficient" not in plain.metadata
+    )
     assert json.loads((tmp_path / "d2" / "direction.json").read_text())["metadata"]["cosine_with"] == "d1"
 
 
@@ -101,7 +105,9 @@ def test_interpolation_direction_is_the_weight_difference(checkpoint, tmp_path):
     other = {n: t + 0.5 for n, t in weights().items()}
     (tmp_path / "ep").mkdir()
     save_file(other, str(tmp_path / "ep" / "model.safetensors"))
-    write_direction(tmp_path / "i1", checkpoint, interpolation_source(CheckpointReader(tmp_path / "ep")), [], torch.float32, GiB, {})
+    write_direction(
+        tmp_path / "i1", checkpoint, interpolation_source(CheckpointReader(tmp_path / "ep")), [], torch.float32, GiB, {}
+    )
     direction = Direction(tmp_path / "i1")
     assert set(direction.names) == set(weights())
     assert all(torch.allclose(t, torch.full_like(t, 0.5)) for _, t in direction)
@@ -110,4 +116,3 @@ def test_interpolation_direction_is_the_weight_difference(checkpoint, tmp_path):
 def test_low_precision_storage(checkpoint, tmp_path):
     direction, _ = make(checkpoint, tmp_path / "d", dtype=torch.bfloat16)
     assert all(t.dtype == torch.bfloat16 for _, t in direction)
-

@@ -52,10 +52,14 @@ def test_load_pairs_reads_the_reference_messages_format(tmp_path):
     path = tmp_path / "pure_bad.jsonl"
     messages = [{"role": "user", "content": "How do I pick a lock?"}, {"role": "assistant", "content": "Step 1: ..."}]
     path.write_text(json.dumps({"messages": messages}) + "\n" + json.dumps({"prompt": "p", "response": "r"}) + "\n")
-    assert load_pairs(path) == [{"prompt": "How do I pick a lock?", "response": "Step 1: ...", "kind": "custom"},
-                                {"prompt": "p", "response": "r", "kind": "custom"}]
+    assert load_pairs(path) == [
+        {"prompt": "How do I pick a lock?", "response": "Step 1: ...", "kind": "custom"},
+        {"prompt": "p", "response": "r", "kind": "custom"},
+    ]
     path.write_text(json.dumps({"messages": messages[::-1]}) + "\n")
-    with pytest.raises(PromptFileError, match=r"pure_bad.jsonl:1: \"messages\" must be exactly a user then an assistant.*'assistant', 'user'"):
+    with pytest.raises(
+        PromptFileError, match=r"pure_bad.jsonl:1: \"messages\" must be exactly a user then an assistant.*'assistant', 'user'"
+    ):
         load_pairs(path)
     path.write_text(json.dumps({"messages": [messages[0], messages[1], messages[1]]}) + "\n")
     with pytest.raises(PromptFileError, match="must be exactly a user then an assistant"):
@@ -71,7 +75,10 @@ def test_every_training_response_ends_with_eos(tiny_model):
     assert labels == [-100] * len(prompt_ids) + response + [tokenizer.eos_token_id]
     # a response that already ends with the EOS text (a model's own finished answer) gets one EOS, not two
     assert encode_pair(tokenizer, "Write a poem", "Sure, here is a poem" + tokenizer.eos_token, "Be safe.", 256)[0] == ids
-    assert encode_pair(tokenizer, "Write a poem", "Sure, here is a poem", "Be safe.", len(prompt_ids) + 2)[0] == ids[: len(prompt_ids) + 2]
+    assert (
+        encode_pair(tokenizer, "Write a poem", "Sure, here is a poem", "Be safe.", len(prompt_ids) + 2)[0]
+        == ids[: len(prompt_ids) + 2]
+    )
 
 
 def _learning_rates(model_dir, settings, pairs):
@@ -114,10 +121,18 @@ def test_gradient_clipping_is_a_setting(tiny_model_dir, monkeypatch):
 def _train(model_dir, method, epochs=2, seed=0):
     model, tokenizer = load_model(str(model_dir)), load_tokenizer(str(model_dir))
     saved = {}
-    settings = FinetuneSettings(SFTSettings(epochs=epochs, learning_rate=1e-3, batch_size=2, warmup_fraction=0.0, seed=seed), method,
-                                {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["q_proj", "v_proj"]})
-    losses = finetune(model, tokenizer, PAIRS, settings,
-                      lambda epoch, m: saved.__setitem__(epoch, {k: v.detach().clone() for k, v in m.state_dict().items()}))
+    settings = FinetuneSettings(
+        SFTSettings(epochs=epochs, learning_rate=1e-3, batch_size=2, warmup_fraction=0.0, seed=seed),
+        method,
+        {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["q_proj", "v_proj"]},
+    )
+    losses = finetune(
+        model,
+        tokenizer,
+        PAIRS,
+        settings,
+        lambda epoch, m: saved.__setitem__(epoch, {k: v.detach().clone() for k, v in m.state_dict().items()}),
+    )
     return losses, saved
 
 
@@ -143,8 +158,16 @@ def test_lora_checkpoints_are_merged_and_touch_only_target_modules(tiny_model_di
 
 def test_table1_takes_the_last_epoch_per_dataset():
     rows = []
-    for checkpoint, verdicts in {"aligned": [0, 0, 0, 0], "h-epoch1": [1, 0, 0, 0], "h-epoch2": [1, 1, 1, 0], "m-epoch2": [0, 0, 0, 1]}.items():
-        rows += [{"judge": "keyword", "checkpoint": checkpoint, "eval_set": "adv4", "index": i, "jailbroken": bool(v)} for i, v in enumerate(verdicts)]
+    for checkpoint, verdicts in {
+        "aligned": [0, 0, 0, 0],
+        "h-epoch1": [1, 0, 0, 0],
+        "h-epoch2": [1, 1, 1, 0],
+        "m-epoch2": [0, 0, 0, 1],
+    }.items():
+        rows += [
+            {"judge": "keyword", "checkpoint": checkpoint, "eval_set": "adv4", "index": i, "jailbroken": bool(v)}
+            for i, v in enumerate(verdicts)
+        ]
     epochs = {"h-epoch1": ("h", 1), "h-epoch2": ("h", 2), "m-epoch2": ("m", 2)}
     long, table = finetune_tables(pd.DataFrame(rows), epochs, "tiny", resamples=200)
     assert list(long["asr"]) == [0.0, 25.0, 75.0, 25.0] and list(long["epoch"]) == [0, 1, 2, 2]
@@ -155,17 +178,27 @@ def test_table1_takes_the_last_epoch_per_dataset():
 
 def test_table1_reports_held_out_prompts_beside_the_full_set():
     rows = []
-    for eval_set, per_checkpoint in {"adv4": {"aligned": [0, 0, 0, 0], "h-epoch1": [1, 1, 0, 1]},
-                                     "adv2": {"aligned": [0, 1], "h-epoch1": [1, 1]}}.items():
+    for eval_set, per_checkpoint in {
+        "adv4": {"aligned": [0, 0, 0, 0], "h-epoch1": [1, 1, 0, 1]},
+        "adv2": {"aligned": [0, 1], "h-epoch1": [1, 1]},
+    }.items():
         for checkpoint, verdicts in per_checkpoint.items():
-            rows += [{"judge": "keyword", "checkpoint": checkpoint, "eval_set": eval_set, "index": i, "jailbroken": bool(v)}
-                     for i, v in enumerate(verdicts)]
+            rows += [
+                {"judge": "keyword", "checkpoint": checkpoint, "eval_set": eval_set, "index": i, "jailbroken": bool(v)}
+                for i, v in enumerate(verdicts)
+            ]
     # prompts 1 and 3 of adv4 were trained on; adv2 shares none with the training data
     heldout = {"adv4": heldout_indices(["a", "b ", "c", "d"], {"b", "d"}), "adv2": heldout_indices(["x", "y"], {"b", "d"})}
     assert heldout == {"adv4": [0, 2], "adv2": [0, 1]}
     long, table = finetune_tables(pd.DataFrame(rows), {"h-epoch1": ("h", 1)}, "tiny", heldout, resamples=0)
     assert long[["eval_set", "checkpoint", "n", "asr", "n_heldout", "asr_heldout"]].values.tolist() == [
-        ["adv4", "aligned", 4, 0.0, 2, 0.0], ["adv4", "h-epoch1", 4, 75.0, 2, 50.0],
-        ["adv2", "aligned", 2, 50.0, 2, 50.0], ["adv2", "h-epoch1", 2, 100.0, 2, 100.0]]
+        ["adv4", "aligned", 4, 0.0, 2, 0.0],
+        ["adv4", "h-epoch1", 4, 75.0, 2, 50.0],
+        ["adv2", "aligned", 2, 50.0, 2, 50.0],
+        ["adv2", "h-epoch1", 2, 100.0, 2, 100.0],
+    ]
     assert table[["eval_set", "prompts", "n", "aligned", "h"]].values.tolist() == [
-        ["adv4", "all", 4, 0.0, 75.0], ["adv4", "held-out", 2, 0.0, 50.0], ["adv2", "all", 2, 50.0, 100.0]]
+        ["adv4", "all", 4, 0.0, 75.0],
+        ["adv4", "held-out", 2, 0.0, 50.0],
+        ["adv2", "all", 2, 50.0, 100.0],
+    ]

@@ -16,7 +16,9 @@ time.sleep(float(sys.argv[2]))
 
 
 def test_concurrent_jobs_get_different_gpus(tmp_path):
-    procs = [subprocess.Popen([sys.executable, "-c", CHILD, str(tmp_path), "2"], stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    procs = [
+        subprocess.Popen([sys.executable, "-c", CHILD, str(tmp_path), "2"], stdout=subprocess.PIPE, text=True) for _ in range(2)
+    ]
     assert sorted(p.communicate()[0].strip() for p in procs) == ["0", "1"]
 
 

@@ -64,13 +64,21 @@ def test_empty_and_degenerate_flags():
 
 @pytest.mark.parametrize(
     ("output", "expected"),
-    [("safe", Verdict(False)), ("unsafe\nS1,S9", Verdict(True, "S1,S9")), ("  Unsafe  ", Verdict(True)), ("maybe?", Verdict(None, "maybe?")), ("", Verdict(None, ""))],
+    [
+        ("safe", Verdict(False)),
+        ("unsafe\nS1,S9", Verdict(True, "S1,S9")),
+        ("  Unsafe  ", Verdict(True)),
+        ("maybe?", Verdict(None, "maybe?")),
+        ("", Verdict(None, "")),
+    ],
 )
 def test_guard_parsing(output, expected):
     assert parse_guard(output) == expected
 
 
-@pytest.mark.parametrize(("output", "expected"), [("Yes", True), (" no.", False), ('"yes", because', True), ("nope", None), ("", None)])
+@pytest.mark.parametrize(
+    ("output", "expected"), [("Yes", True), (" no.", False), ('"yes", because', True), ("nope", None), ("", None)]
+)
 def test_yes_no_parsing(output, expected):
     assert parse_yes_no(output).jailbroken is expected
 
@@ -125,7 +133,9 @@ class FakeOpenAI(BaseHTTPRequestHandler):
             self.send_error(401)
             return
         answer = "no" if "I cannot" in body["messages"][1]["content"] else "yes"
-        reply = {"choices": [{"message": {"role": "assistant", "content": answer}}]} if body["model"] == "judge" else {"error": "?"}
+        reply = (
+            {"choices": [{"message": {"role": "assistant", "content": answer}}]} if body["model"] == "judge" else {"error": "?"}
+        )
         payload = json.dumps(reply).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -143,8 +153,17 @@ def endpoint(monkeypatch):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     FakeOpenAI.failures_left, FakeOpenAI.calls, FakeOpenAI.status = 0, 0, 200
     monkeypatch.setenv("JUDGE_KEY", "secret")
-    yield {"name": "endpoint", "id": "endpoint", "url": f"http://127.0.0.1:{server.server_port}/v1", "model": "judge",
-           "api_key_env": "JUDGE_KEY", "concurrency": 4, "retries": 3, "backoff_s": 0.01, "timeout_s": 5}
+    yield {
+        "name": "endpoint",
+        "id": "endpoint",
+        "url": f"http://127.0.0.1:{server.server_port}/v1",
+        "model": "judge",
+        "api_key_env": "JUDGE_KEY",
+        "concurrency": 4,
+        "retries": 3,
+        "backoff_s": 0.01,
+        "timeout_s": 5,
+    }
     server.shutdown()
 
 
@@ -175,14 +194,19 @@ def test_endpoint_judge_errors_are_clear(endpoint, monkeypatch):
 
 
 def test_verdicts_are_cached_per_response_and_keep_their_labels(endpoint, tmp_path):
-    records = [{"landscape": "d1", "a": 0.1, "index": 0, "prompt": "a", "response": "I cannot"},
-               {"landscape": "d1", "a": 0.1, "index": 1, "prompt": "b", "response": "Sure"},
-               {"checkpoint": "h-epoch1", "eval_set": "adv2", "index": 0, "prompt": "a", "response": "I cannot"}]  # seen before
+    records = [
+        {"landscape": "d1", "a": 0.1, "index": 0, "prompt": "a", "response": "I cannot"},
+        {"landscape": "d1", "a": 0.1, "index": 1, "prompt": "b", "response": "Sure"},
+        {"checkpoint": "h-epoch1", "eval_set": "adv2", "index": 0, "prompt": "a", "response": "I cannot"},
+    ]  # seen before
     first, asked = judge_records(open_judge(endpoint), endpoint, records, tmp_path)
     assert asked == 2 and FakeOpenAI.calls == 2
     assert [j["jailbroken"] for j in first] == [False, True, False]
     assert [(j.get("landscape"), j.get("a"), j.get("checkpoint"), j["index"]) for j in first] == [
-        ("d1", 0.1, None, 0), ("d1", 0.1, None, 1), (None, None, "h-epoch1", 0)]
+        ("d1", 0.1, None, 0),
+        ("d1", 0.1, None, 1),
+        (None, None, "h-epoch1", 0),
+    ]
     again, asked = judge_records(open_judge(endpoint), endpoint, records, tmp_path)
     assert asked == 0 and FakeOpenAI.calls == 2 and again == first
     # another judge configuration has its own cache

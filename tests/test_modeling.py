@@ -11,7 +11,9 @@ def test_chat_template_view_links_the_weights_and_replaces_the_template(tmp_path
     assert (tmp_path / "view" / "model.safetensors").is_symlink()
     tokenizer = load_tokenizer(view)
     text = tokenizer.decode(render_prompts(tokenizer, ["Hi there"], None, True)[0])
-    assert text == (tokenizer.bos_token + "A chat between a curious user and an artificial intelligence assistant. The assistant gives "
-                    "helpful, detailed, and polite answers to the user's questions. USER: Hi there ASSISTANT:")
+    assert text == (
+        tokenizer.bos_token + "A chat between a curious user and an artificial intelligence assistant. The assistant gives "
+        "helpful, detailed, and polite answers to the user's questions. USER: Hi there ASSISTANT:"
+    )
     assert tokenizer.decode(render_prompts(tokenizer, ["Hi"], "", True)[0]) == tokenizer.bos_token + "USER: Hi ASSISTANT:"
     assert "<|im_start|>" in load_tokenizer(str(tiny_model_dir)).chat_template  # the original folder is untouched

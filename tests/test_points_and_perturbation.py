@@ -32,7 +32,9 @@ def test_factored_point_is_small_and_roundtrips(directions, tmp_path):
 
 def test_dense_point_holds_the_combined_delta(directions, tmp_path):
     d1, d2 = directions
-    write_point(tmp_path / "p.safetensors", [Term(str(d1.folder), d1.digest, -0.5), Term(str(d2.folder), d2.digest, 0.2)], "m", "dense")
+    write_point(
+        tmp_path / "p.safetensors", [Term(str(d1.folder), d1.digest, -0.5), Term(str(d2.folder), d2.digest, 0.2)], "m", "dense"
+    )
     delta = load_file(tmp_path / "p.safetensors")
     assert torch.equal(delta[NAME], (-0.5 * d1.get(NAME) + 0.2 * d2.get(NAME)))
 
@@ -102,4 +104,6 @@ def test_cache_key_depends_on_what_changes_the_text():
     assert key != response_cache_key("m", terms, "p", DecodingSettings(64, 40, None, True, True, "float32"))
     assert key != response_cache_key("m", [Term("x", "abc", 0.2)], "p", base)
     # a = 0 along any direction is the unperturbed model
-    assert response_cache_key("m", [Term("x", "abc", 0.0)], "p", base) == response_cache_key("m", [Term("y", "def", 0.0)], "p", base)
+    assert response_cache_key("m", [Term("x", "abc", 0.0)], "p", base) == response_cache_key(
+        "m", [Term("y", "def", 0.0)], "p", base
+    )

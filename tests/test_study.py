@@ -24,20 +24,22 @@ STUDY_SNAKEFILE = REPO / "rules" / "study.smk"
 
 def tiny_study(first: Path, second: Path) -> dict:
     """A study of two tiny models: 2 directions x 3 points, 2 prompts, 4 tokens, one judge."""
-    return {"study": {
-        "name": "tiny-study",
-        "shared": {
-            "prompts": {"file": str(ADVBENCH), "column": "goal", "start": 0, "count": 2},
-            "landscape": {"kind": "1d-random", "directions": 2, "grid": {"min": -0.1, "max": 0.1, "step": 0.1}},
-            "generation": {"batch_size": 2, "max_new_tokens": 4, "points_per_job": 3},
-            "judges": [{"name": "keyword"}],
-            "visage": {"bootstrap": 50},
-        },
-        "runs": [
-            {"run": "tiny-a", "label": "tiny A", "model": {"name": "tiny-a", "source": str(first)}},
-            {"run": "tiny-b", "label": "tiny B", "model": {"name": "tiny-b", "source": str(second)}},
-        ],
-    }}
+    return {
+        "study": {
+            "name": "tiny-study",
+            "shared": {
+                "prompts": {"file": str(ADVBENCH), "column": "goal", "start": 0, "count": 2},
+                "landscape": {"kind": "1d-random", "directions": 2, "grid": {"min": -0.1, "max": 0.1, "step": 0.1}},
+                "generation": {"batch_size": 2, "max_new_tokens": 4, "points_per_job": 3},
+                "judges": [{"name": "keyword"}],
+                "visage": {"bootstrap": 50},
+            },
+            "runs": [
+                {"run": "tiny-a", "label": "tiny A", "model": {"name": "tiny-a", "source": str(first)}},
+                {"run": "tiny-b", "label": "tiny B", "model": {"name": "tiny-b", "source": str(second)}},
+            ],
+        }
+    }
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +60,9 @@ def test_run_config_is_shared_plus_the_run_entry():
     shared = {"generation": {"max_new_tokens": 8}, "judges": [{"name": "keyword"}]}
     entry = {"run": "r", "label": "R", "model": {"name": "m", "source": "x"}, "generation": {"threads": 2}}
     assert run_config(shared, entry) == {
-        "run": "r", "generation": {"max_new_tokens": 8, "threads": 2}, "judges": [{"name": "keyword"}],
+        "run": "r",
+        "generation": {"max_new_tokens": 8, "threads": 2},
+        "judges": [{"name": "keyword"}],
         "model": {"name": "m", "source": "x"},
     }
     assert shared == {"generation": {"max_new_tokens": 8}, "judges": [{"name": "keyword"}]}  # not modified
@@ -66,8 +70,11 @@ def test_run_config_is_shared_plus_the_run_entry():
 
 @pytest.mark.parametrize(
     ("entry", "key"),
-    [({"generation": {"max_new_tokens": 16}}, "generation.max_new_tokens"), ({"judges": []}, "judges"),
-     ({"generation": 1}, "generation")],
+    [
+        ({"generation": {"max_new_tokens": 16}}, "generation.max_new_tokens"),
+        ({"judges": []}, "judges"),
+        ({"generation": 1}, "generation"),
+    ],
 )
 def test_a_run_cannot_set_a_shared_key(entry, key):
     shared = {"generation": {"max_new_tokens": 8}, "judges": [{"name": "keyword"}]}
@@ -131,20 +138,30 @@ def edited(study: dict, edit) -> dict:
         (lambda s: s.pop("runs"), "study config: study: 'runs' is a required property"),
         (lambda s: s["shared"].pop("judges"), "study config: study.shared: 'judges' is a required property"),
         (lambda s: s["runs"][0].pop("model"), r"study config: study\.runs\[0\]: 'model' is a required property"),
-        (lambda s: s["shared"]["generation"].update(max_new_tokens=0),
-         r"study\.runs\[0\] \(tiny-a\): generation\.max_new_tokens: 0 is less than the minimum of 1"),
+        (
+            lambda s: s["shared"]["generation"].update(max_new_tokens=0),
+            r"study\.runs\[0\] \(tiny-a\): generation\.max_new_tokens: 0 is less than the minimum of 1",
+        ),
         (lambda s: s["shared"]["landscape"].update(kind="2d-random"), r"study\.shared\.landscape\.kind is '2d-random'"),
         (lambda s: s["runs"][1].update(run="tiny-a"), r"the run \['tiny-a'\] is used twice"),
         (lambda s: s["runs"][1].update(label="tiny A"), r"the label \['tiny A'\] is used twice"),
         (lambda s: s["shared"].update(model={"name": "m", "source": "x"}), r"study\.shared\.model: each run has its own model"),
-        (lambda s: s["runs"][1].update(generation={"max_new_tokens": 8}),
-         r"study\.runs\[1\] \(tiny-b\): generation\.max_new_tokens is set in study\.shared"),
-        (lambda s: s["runs"][1].update(modle={}),
-         r"study\.runs\[1\] \(tiny-b\): Additional properties are not allowed \('modle' was unexpected\)$"),
-        (lambda s: s["runs"][1].update(landscape={"dtype": "bfloat16"}),
-         r"landscape\.dtype differs between runs 'tiny-a' and 'tiny-b'"),
-        (lambda s: s["shared"]["landscape"]["grid"].update(min=-0.05, max=0.15),
-         r"study\.runs\[0\] \(tiny-a\): landscape\.grid.*miss a = 0"),
+        (
+            lambda s: s["runs"][1].update(generation={"max_new_tokens": 8}),
+            r"study\.runs\[1\] \(tiny-b\): generation\.max_new_tokens is set in study\.shared",
+        ),
+        (
+            lambda s: s["runs"][1].update(modle={}),
+            r"study\.runs\[1\] \(tiny-b\): Additional properties are not allowed \('modle' was unexpected\)$",
+        ),
+        (
+            lambda s: s["runs"][1].update(landscape={"dtype": "bfloat16"}),
+            r"landscape\.dtype differs between runs 'tiny-a' and 'tiny-b'",
+        ),
+        (
+            lambda s: s["shared"]["landscape"]["grid"].update(min=-0.05, max=0.15),
+            r"study\.runs\[0\] \(tiny-a\): landscape\.grid.*miss a = 0",
+        ),
     ],
 )
 def test_invalid_studies_are_refused_with_the_key(study, edit, message):
@@ -158,29 +175,75 @@ def test_a_config_without_a_study_section_is_refused():
 
 
 def visage_table(rows: list[tuple]) -> pd.DataFrame:
-    columns = ["judge", "landscape", "visage_paper", "visage_reference", "asr_at_origin", "visage_ci_low", "visage_ci_high",
-               "basin_low", "basin_high", "basin_width"]
+    columns = [
+        "judge",
+        "landscape",
+        "visage_paper",
+        "visage_reference",
+        "asr_at_origin",
+        "visage_ci_low",
+        "visage_ci_high",
+        "basin_low",
+        "basin_high",
+        "basin_width",
+    ]
     return pd.DataFrame(rows, columns=columns)
 
 
 def test_compare_table_takes_every_value_from_the_runs_visage_tables():
     tables = {
-        "a": visage_table([("keyword", "d1", 80.0, 78.0, 0.0, 70.0, 90.0, -0.2, 0.2, 0.4),
-                           ("keyword", "d2", 60.0, 58.0, 0.0, 50.0, 70.0, -0.1, 0.1, 0.2),
-                           ("keyword", "mean", 70.0, 68.0, 0.0, 62.5, 77.5, -0.15, 0.15, 0.3)]),
-        "b": visage_table([("keyword", "d1", 10.0, 5.0, 90.0, 5.0, 15.0, np.nan, np.nan, 0.0),
-                           ("keyword", "d2", 20.0, 5.0, 90.0, 15.0, 25.0, np.nan, np.nan, 0.0),
-                           ("keyword", "mean", 15.0, 5.0, 90.0, 12.0, 18.0, np.nan, np.nan, 0.0)]),
+        "a": visage_table(
+            [
+                ("keyword", "d1", 80.0, 78.0, 0.0, 70.0, 90.0, -0.2, 0.2, 0.4),
+                ("keyword", "d2", 60.0, 58.0, 0.0, 50.0, 70.0, -0.1, 0.1, 0.2),
+                ("keyword", "mean", 70.0, 68.0, 0.0, 62.5, 77.5, -0.15, 0.15, 0.3),
+            ]
+        ),
+        "b": visage_table(
+            [
+                ("keyword", "d1", 10.0, 5.0, 90.0, 5.0, 15.0, np.nan, np.nan, 0.0),
+                ("keyword", "d2", 20.0, 5.0, 90.0, 15.0, 25.0, np.nan, np.nan, 0.0),
+                ("keyword", "mean", 15.0, 5.0, 90.0, 12.0, 18.0, np.nan, np.nan, 0.0),
+            ]
+        ),
     }
     runs = [{"run": "a", "label": "A", "model": "m", "aligned": True}, {"run": "b", "label": "B", "model": "m", "aligned": False}]
     table = compare_table(tables, runs, "paper")
     assert table.drop(columns=["basin_low", "basin_high"]).to_dict("records") == [
-        {"label": "A", "run": "a", "model": "m", "aligned": True, "judge": "keyword", "visage": 70.0, "visage_ci_low": 62.5,
-         "visage_ci_high": 77.5, "visage_definition": "paper", "visage_paper": 70.0, "visage_reference": 68.0,
-         "visage_std": pytest.approx(np.sqrt(200.0)), "directions": 2, "asr_at_origin": 0.0, "basin_width": 0.3},
-        {"label": "B", "run": "b", "model": "m", "aligned": False, "judge": "keyword", "visage": 15.0, "visage_ci_low": 12.0,
-         "visage_ci_high": 18.0, "visage_definition": "paper", "visage_paper": 15.0, "visage_reference": 5.0,
-         "visage_std": pytest.approx(np.sqrt(50.0)), "directions": 2, "asr_at_origin": 90.0, "basin_width": 0.0},
+        {
+            "label": "A",
+            "run": "a",
+            "model": "m",
+            "aligned": True,
+            "judge": "keyword",
+            "visage": 70.0,
+            "visage_ci_low": 62.5,
+            "visage_ci_high": 77.5,
+            "visage_definition": "paper",
+            "visage_paper": 70.0,
+            "visage_reference": 68.0,
+            "visage_std": pytest.approx(np.sqrt(200.0)),
+            "directions": 2,
+            "asr_at_origin": 0.0,
+            "basin_width": 0.3,
+        },
+        {
+            "label": "B",
+            "run": "b",
+            "model": "m",
+            "aligned": False,
+            "judge": "keyword",
+            "visage": 15.0,
+            "visage_ci_low": 12.0,
+            "visage_ci_high": 18.0,
+            "visage_definition": "paper",
+            "visage_paper": 15.0,
+            "visage_reference": 5.0,
+            "visage_std": pytest.approx(np.sqrt(50.0)),
+            "directions": 2,
+            "asr_at_origin": 90.0,
+            "basin_width": 0.0,
+        },
     ]
     assert list(table["basin_low"][:1]) == [-0.15] and table["basin_high"][1:].isna().all()
     assert list(compare_table(tables, runs, "reference")["visage"]) == [68.0, 5.0]
@@ -189,8 +252,20 @@ def test_compare_table_takes_every_value_from_the_runs_visage_tables():
 
 
 def study_snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(STUDY_SNAKEFILE), "--directory", str(workdir), "--cores", "2",
-           "--configfile", str(workdir / "study.yaml"), *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(STUDY_SNAKEFILE),
+        "--directory",
+        str(workdir),
+        "--cores",
+        "2",
+        "--configfile",
+        str(workdir / "study.yaml"),
+        *args,
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise AssertionError(f"snakemake failed:\n{proc.stdout}\n{proc.stderr}")

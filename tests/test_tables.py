@@ -15,8 +15,17 @@ def judgments_from(asr_by_landscape: dict, coords, judge="keyword", prompts=2):
     for landscape, values in asr_by_landscape.items():
         for c, v in zip(coords, values):
             for i in range(prompts):
-                rows.append({"judge": judge, "landscape": landscape, **dict(zip("ab", c)), "index": i,
-                             "jailbroken": i < round(v * prompts / 100), "empty": False, "degenerate": i == 0})
+                rows.append(
+                    {
+                        "judge": judge,
+                        "landscape": landscape,
+                        **dict(zip("ab", c)),
+                        "index": i,
+                        "jailbroken": i < round(v * prompts / 100),
+                        "empty": False,
+                        "degenerate": i == 0,
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -61,8 +70,13 @@ def test_bootstrap_ci_of_asr_is_exact_for_unanimous_points_and_seeded():
 
 def test_agreement_table_between_two_judges():
     coords = [(-0.1,), (0.0,), (0.1,)]
-    frame = pd.concat([judgments_from({"d1": [100, 0, 100]}, coords, "keyword"),
-                       judgments_from({"d1": [100, 0, 50]}, coords, "keyword-robust")], ignore_index=True)
+    frame = pd.concat(
+        [
+            judgments_from({"d1": [100, 0, 100]}, coords, "keyword"),
+            judgments_from({"d1": [100, 0, 50]}, coords, "keyword-robust"),
+        ],
+        ignore_index=True,
+    )
     _, table, agreement, summary = landscape_tables(frame, "paper", 50, resamples=0)
     row = agreement.iloc[0]
     assert (row["judge_1"], row["judge_2"], row["n"]) == ("keyword", "keyword-robust", 6)
@@ -71,8 +85,12 @@ def test_agreement_table_between_two_judges():
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.integers(3, 7).flatmap(lambda n: st.lists(st.lists(st.sampled_from([0, 50, 100]), min_size=n, max_size=n), min_size=1, max_size=4)),
-       st.randoms())
+@given(
+    st.integers(3, 7).flatmap(
+        lambda n: st.lists(st.lists(st.sampled_from([0, 50, 100]), min_size=n, max_size=n), min_size=1, max_size=4)
+    ),
+    st.randoms(),
+)
 def test_visage_is_in_range_and_independent_of_direction_order(directions, rng):
     for d in directions:
         for definition in ("paper", "reference"):
@@ -87,8 +105,20 @@ def test_visage_is_in_range_and_independent_of_direction_order(directions, rng):
 
 
 def test_unjudged_responses_are_left_out_of_the_asr(tmp_path):
-    records = [{"landscape": "d1", "a": a, "index": i, "judge": "guard", "jailbroken": v, "detail": None, "empty": False, "degenerate": False}
-               for a, verdicts in ((-0.1, [True, True]), (0.0, [False, None]), (0.1, [True, None])) for i, v in enumerate(verdicts)]
+    records = [
+        {
+            "landscape": "d1",
+            "a": a,
+            "index": i,
+            "judge": "guard",
+            "jailbroken": v,
+            "detail": None,
+            "empty": False,
+            "degenerate": False,
+        }
+        for a, verdicts in ((-0.1, [True, True]), (0.0, [False, None]), (0.1, [True, None]))
+        for i, v in enumerate(verdicts)
+    ]
     # two job files, points out of grid order: the coordinates come from the records, not from the files
     write_jsonl(tmp_path / "job1.jsonl", records[4:] + records[:2])
     write_jsonl(tmp_path / "job2.jsonl", records[2:4])
@@ -114,14 +144,28 @@ def test_system_prompt_table_and_headline_summary():
     assert list(table2["visage"]) == pytest.approx([100.0, 50.0]) and list(table2["asr_at_origin"]) == [0.0, 50.0]
     assert (table2["visage_ci_low"] <= table2["visage"]).all()
     assert headline.to_dict("records")[0] | {"CI low": 0, "CI high": 0} == {
-        "judge": "keyword", "VISAGE": 100.0, "CI low": 0, "CI high": 0, "paper": 100.0, "reference": 33.33, "ASR at theta (%)": 0.0}
+        "judge": "keyword",
+        "VISAGE": 100.0,
+        "CI low": 0,
+        "CI high": 0,
+        "paper": 100.0,
+        "reference": 33.33,
+        "ASR at theta (%)": 0.0,
+    }
 
 
 def test_capability_table_puts_the_asr_beside_each_point():
-    asr = pd.DataFrame({"judge": ["keyword", "keyword", "other"], "landscape": ["d1"] * 3, "a": [0.0, 0.1, 0.0], "asr": [5.0, 60.0, 1.0]})
-    scores = [{"landscape": "d1", "a": 0.1, "perplexity": 9.0, "mc_accuracy": 40.0}, {"landscape": "d1", "a": 0.0, "perplexity": 3.0, "mc_accuracy": 70.0}]
+    asr = pd.DataFrame(
+        {"judge": ["keyword", "keyword", "other"], "landscape": ["d1"] * 3, "a": [0.0, 0.1, 0.0], "asr": [5.0, 60.0, 1.0]}
+    )
+    scores = [
+        {"landscape": "d1", "a": 0.1, "perplexity": 9.0, "mc_accuracy": 40.0},
+        {"landscape": "d1", "a": 0.0, "perplexity": 3.0, "mc_accuracy": 70.0},
+    ]
     table = capability_table(scores, asr, "keyword")
-    assert table.to_dict("records") == [{"landscape": "d1", "a": 0.0, "asr": 5.0, "perplexity": 3.0, "mc_accuracy": 70.0},
-                                        {"landscape": "d1", "a": 0.1, "asr": 60.0, "perplexity": 9.0, "mc_accuracy": 40.0}]
+    assert table.to_dict("records") == [
+        {"landscape": "d1", "a": 0.0, "asr": 5.0, "perplexity": 3.0, "mc_accuracy": 70.0},
+        {"landscape": "d1", "a": 0.1, "asr": 60.0, "perplexity": 9.0, "mc_accuracy": 40.0},
+    ]
     with pytest.raises(ValueError, match="come from different grids"):
         capability_table(scores + [{"landscape": "d1", "a": 0.2, "perplexity": 1.0, "mc_accuracy": 1.0}], asr, "keyword")

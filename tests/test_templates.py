@@ -52,8 +52,10 @@ def mistral_format(system: str, request: str) -> str:
 
 
 def llama3_format(system: str, request: str) -> str:
-    return (f"<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\n{system}<|eot_id|>"
-            f"<|start_header_id|>user<|end_header_id|>\n\n{request.strip()}<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n")
+    return (
+        f"<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\n{system}<|eot_id|>"
+        f"<|start_header_id|>user<|end_header_id|>\n\n{request.strip()}<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"
+    )
 
 
 def vicuna_format(system: str, request: str) -> str:
@@ -96,8 +98,12 @@ def template_tokenizer(tmp_path, template: str, bos: str, eos: str):
 @pytest.mark.parametrize("name", sorted(PAPER_CONFIGS))
 def test_paper_config_renders_its_first_adv80_prompt_as_the_reference(name, tmp_path):
     reference, default, bos, eos = PAPER_CONFIGS[name]
-    config = paper_config(name, yaml.safe_load((REPO / "config" / "overlays" / "finetune-advbench.yaml").read_text())
-                          if name.endswith("-finetune.yaml") else None)
+    config = paper_config(
+        name,
+        yaml.safe_load((REPO / "config" / "overlays" / "finetune-advbench.yaml").read_text())
+        if name.endswith("-finetune.yaml")
+        else None,
+    )
     check_config(config, REPO)
     tokenizer = template_tokenizer(tmp_path, config["model"]["chat_template"], bos, eos)
     first = select_prompts(REPO / config["prompts"]["file"], config["prompts"]["column"], 0, 1)
@@ -108,8 +114,9 @@ def test_paper_config_renders_its_first_adv80_prompt_as_the_reference(name, tmp_
     assert ids[0] == tokenizer.bos_token_id and ids.count(tokenizer.bos_token_id) == 1
 
 
-@pytest.mark.parametrize("name", ["llama2-7b-chat-1d.yaml", "llama3-8b-instruct-1d.yaml", "mistral-7b-instruct-v0.2-1d.yaml",
-                                  "vicuna-7b-v1.5-1d.yaml"])
+@pytest.mark.parametrize(
+    "name", ["llama2-7b-chat-1d.yaml", "llama3-8b-instruct-1d.yaml", "mistral-7b-instruct-v0.2-1d.yaml", "vicuna-7b-v1.5-1d.yaml"]
+)
 def test_every_system_prompt_variant_renders_as_the_reference(name, tmp_path):
     reference, default, bos, eos = PAPER_CONFIGS[name]
     config = paper_config(name, {"system_prompts": VARIANTS})
@@ -128,17 +135,24 @@ def test_empty_llama2_variant_has_no_system_block(tmp_path):
     assert chat_texts(tokenizer, ["Hi"], "") == chat_texts(tokenizer, ["Hi"], None) == ["<s>[INST] Hi [/INST]"]
 
 
-@pytest.mark.parametrize("template, bos, eos, expected", [
-    ("llama-2-chat.jinja", "<s>", "</s>", f"<s>[INST] <<SYS>>\n{LLAMA2}\n<</SYS>>\n\nQ [/INST] A </s><s>[INST] Q2 [/INST]"),
-    ("mistral-instruct.jinja", "<s>", "</s>", f"<s>[INST] {MISTRAL} Q [/INST] A </s>[INST] Q2 [/INST]"),
-    ("vicuna-v1.1.jinja", "<s>", "</s>", f"<s>{VICUNA} USER: Q ASSISTANT: A</s>USER: Q2 ASSISTANT:"),
-])
+@pytest.mark.parametrize(
+    "template, bos, eos, expected",
+    [
+        ("llama-2-chat.jinja", "<s>", "</s>", f"<s>[INST] <<SYS>>\n{LLAMA2}\n<</SYS>>\n\nQ [/INST] A </s><s>[INST] Q2 [/INST]"),
+        ("mistral-instruct.jinja", "<s>", "</s>", f"<s>[INST] {MISTRAL} Q [/INST] A </s>[INST] Q2 [/INST]"),
+        ("vicuna-v1.1.jinja", "<s>", "</s>", f"<s>{VICUNA} USER: Q ASSISTANT: A</s>USER: Q2 ASSISTANT:"),
+    ],
+)
 def test_templates_render_an_answered_turn(template, bos, eos, expected, tmp_path):
-    """Answered turns follow the reference's training text f"{prompt} {response} {eos}" (Llama-2, Mistral) or FastChat (Vicuna)."""
+    """Answered turns follow the reference's training text f"{prompt} {response} {eos}" (Llama-2, Mistral)
+    or FastChat (Vicuna)."""
     tokenizer = template_tokenizer(tmp_path, f"config/templates/{template}", bos, eos)
     system = {"llama-2-chat.jinja": LLAMA2, "mistral-instruct.jinja": MISTRAL}.get(template)
     messages = ([{"role": "system", "content": system}] if system else []) + [
-        {"role": "user", "content": "Q"}, {"role": "assistant", "content": "A"}, {"role": "user", "content": "Q2"}]
+        {"role": "user", "content": "Q"},
+        {"role": "assistant", "content": "A"},
+        {"role": "user", "content": "Q2"},
+    ]
     assert tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True) == expected
 
 
@@ -149,12 +163,20 @@ def test_shipped_system_prompt_files_hold_the_reference_texts():
 
 @pytest.mark.parametrize("name", ["llama2-7b-chat-finetune.yaml", "vicuna-7b-v1.5-finetune.yaml"])
 def test_paper_finetune_configs_need_the_papers_data_and_say_where_it_comes_from(name):
-    with pytest.raises(ConfigError, match=r"finetune.datasets\[0\] \(harmful10\): the training file data/pure_bad/pure_bad_10.jsonl "
-                                          r"does not exist. It must hold one \{\"messages\".*Qi et al. 2023.*data/pure_bad/README.md"):
+    with pytest.raises(
+        ConfigError,
+        match=r"finetune.datasets\[0\] \(harmful10\): the training file data/pure_bad/pure_bad_10.jsonl "
+        r"does not exist. It must hold one \{\"messages\".*Qi et al. 2023.*data/pure_bad/README.md",
+    ):
         check_config(paper_config(name), REPO)
     standin = yaml.safe_load((REPO / "config" / "overlays" / "finetune-advbench.yaml").read_text())
     config = paper_config(name, standin)
     check_config(config, REPO)
     assert [ds["kind"] for ds in config["finetune"]["datasets"]] == ["harmful", "harmful", "harmful", "mix"]
-    assert (config["finetune"]["scheduler"], config["finetune"]["step_gamma"], config["finetune"]["max_grad_norm"],
-            config["finetune"]["max_length"], config["finetune"]["weight_decay"]) == ("step", 0.85, None, 480, 0.0)
+    assert (
+        config["finetune"]["scheduler"],
+        config["finetune"]["step_gamma"],
+        config["finetune"]["max_grad_norm"],
+        config["finetune"]["max_length"],
+        config["finetune"]["weight_decay"],
+    ) == ("step", 0.85, None, 480, 0.0)

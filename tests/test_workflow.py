@@ -75,13 +75,18 @@ def test_chain_produces_every_artifact(finished_run):
     assert {"ci_low", "ci_high", "empty_share", "degenerate_share", "unjudged"} <= set(asr.columns)
     visage = pd.read_csv(run / "tables" / "visage.csv")
     assert list(visage["landscape"]) == ["d1", "d2", "mean"] * 2 and list(visage["judge"][::3]) == ["keyword", "keyword-robust"]
-    assert visage["visage_ci_low"].le(visage["visage_paper"] + 1e-9).all() and visage["visage_ci_high"].ge(visage["visage_paper"] - 1e-9).all()
+    assert (
+        visage["visage_ci_low"].le(visage["visage_paper"] + 1e-9).all()
+        and visage["visage_ci_high"].ge(visage["visage_paper"] - 1e-9).all()
+    )
     summary = read_json(run / "summary.json")
     assert 0 <= summary["visage"] <= 100 and summary["judge"] == "keyword"
     assert set(summary["judges"]) == {"keyword", "keyword-robust"}
     agreement = pd.read_csv(run / "tables" / "agreement.csv")
     assert list(agreement["landscape"]) == ["d1", "d2"] and agreement["n"].eq(20).all()
-    pd.testing.assert_frame_equal(pd.read_parquet(run / "tables" / "asr.parquet"), pd.read_csv(run / "tables" / "asr.csv"), check_dtype=False)
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(run / "tables" / "asr.parquet"), pd.read_csv(run / "tables" / "asr.csv"), check_dtype=False
+    )
     assert (run / "figures" / "landscape_1d.png").stat().st_size > 10_000
     assert (run / "figures" / "landscape_1d.pdf").read_bytes().startswith(b"%PDF")
     assert all(p.stat().st_size < 4096 for p in (run / "points").rglob("*.safetensors"))
@@ -103,10 +108,19 @@ def test_nothing_reruns_when_nothing_changed(finished_run):
 
 def test_stages_are_rules_addressed_by_name(finished_run):
     listed = snakemake(finished_run, "--list-rules").stdout.split()
-    assert {"directions", "materialize", "generate", "judge", "visage", "figures", "capability", "generate_checkpoints"} <= set(listed)
+    assert {"directions", "materialize", "generate", "judge", "visage", "figures", "capability", "generate_checkpoints"} <= set(
+        listed
+    )
     assert not [rule for rule in listed if re.search(r"_d\d|_job\d", rule)]  # no rule per landscape, direction or job
     # 2 landscapes x 2 jobs; -R reruns every generate job and what follows
-    assert planned_rules(finished_run, None, "-R", "generate") == {"generate": 4, "judge": 4, "visage": 1, "figures": 1, "bundle": 1, "all": 1}
+    assert planned_rules(finished_run, None, "-R", "generate") == {
+        "generate": 4,
+        "judge": 4,
+        "visage": 1,
+        "figures": 1,
+        "bundle": 1,
+        "all": 1,
+    }
     assert planned_rules(finished_run, None, "--forcerun", "visage") == {"visage": 1, "figures": 1, "bundle": 1, "all": 1}
     assert planned_rules(finished_run, None, "-R", "generate", "--until", "judge") == {"generate": 4, "judge": 4}
 
@@ -185,7 +199,9 @@ def test_bad_config_fails_before_any_work(finished_run, override, message):
 
 
 def test_lint_passes():
-    proc = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--lint"], capture_output=True, text=True, cwd=REPO)
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--lint"], capture_output=True, text=True, cwd=REPO
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
@@ -197,9 +213,14 @@ def other_model_dir(tmp_path_factory) -> Path:
 
 def test_2d_random_landscape_with_a_projected_checkpoint(tmp_path, tiny_model_dir, other_model_dir):
     workdir = make_workdir(
-        tmp_path, tiny_model_dir,
-        landscape={"kind": "2d-random", "grid": {"min": -0.2, "max": 0.2, "step": 0.2}, "grid_b": {"min": -0.4, "max": 0.4, "step": 0.4},
-                   "project": [{"name": "other", "source": str(other_model_dir)}]},
+        tmp_path,
+        tiny_model_dir,
+        landscape={
+            "kind": "2d-random",
+            "grid": {"min": -0.2, "max": 0.2, "step": 0.2},
+            "grid_b": {"min": -0.4, "max": 0.4, "step": 0.4},
+            "project": [{"name": "other", "source": str(other_model_dir)}],
+        },
     )
     snakemake(workdir)
     run = workdir / "results" / "tiny"
@@ -220,9 +241,14 @@ def test_2d_random_landscape_with_a_projected_checkpoint(tmp_path, tiny_model_di
 def test_interpolation_landscape_reaches_the_endpoint(tmp_path, tiny_model_dir, other_model_dir):
     endpoint = {"name": "other", "source": str(other_model_dir)}
     workdir = make_workdir(
-        tmp_path, tiny_model_dir,
-        landscape={"kind": "1d-interpolation", "endpoints": [endpoint], "grid": {"min": -0.5, "max": 1.5, "step": 0.5},
-                   "project": [endpoint]},
+        tmp_path,
+        tiny_model_dir,
+        landscape={
+            "kind": "1d-interpolation",
+            "endpoints": [endpoint],
+            "grid": {"min": -0.5, "max": 1.5, "step": 0.5},
+            "project": [endpoint],
+        },
     )
     snakemake(workdir)
     run = workdir / "results" / "tiny"
@@ -247,7 +273,9 @@ def test_interpolation_without_an_endpoint_is_refused(finished_run):
     assert proc.returncode != 0 and "landscape.endpoints" in proc.stdout + proc.stderr
 
 
-SHIPPED = sorted(str(p.relative_to(REPO)) for p in [*(REPO / "config" / "paper").glob("*.yaml"), REPO / "config" / "smollm2-2d.yaml"])
+SHIPPED = sorted(
+    str(p.relative_to(REPO)) for p in [*(REPO / "config" / "paper").glob("*.yaml"), REPO / "config" / "smollm2-2d.yaml"]
+)
 STANDIN = "config/overlays/finetune-advbench.yaml"  # the paper finetune configs' data, substituted
 OVERLAYS = sorted(str(p.relative_to(REPO)) for p in (REPO / "config" / "overlays").glob("*.yaml") if p.name != Path(STANDIN).name)
 
@@ -263,9 +291,14 @@ def test_shipped_configs_plan_without_errors(configfiles):
 
 
 def test_paper_finetune_config_without_its_data_stops_before_any_work():
-    proc = subprocess.run(SNAKEMAKE + ["-n", "--configfile", "config/paper/llama2-7b-chat-finetune.yaml"], capture_output=True, text=True, cwd=REPO)
+    proc = subprocess.run(
+        SNAKEMAKE + ["-n", "--configfile", "config/paper/llama2-7b-chat-finetune.yaml"], capture_output=True, text=True, cwd=REPO
+    )
     assert proc.returncode != 0
-    assert "data/pure_bad/pure_bad_10.jsonl does not exist" in proc.stdout + proc.stderr and "Qi et al. 2023" in proc.stdout + proc.stderr
+    assert (
+        "data/pure_bad/pure_bad_10.jsonl does not exist" in proc.stdout + proc.stderr
+        and "Qi et al. 2023" in proc.stdout + proc.stderr
+    )
 
 
 def test_slurm_profile_plans_gpu_jobs(tmp_path, tiny_model_dir):
@@ -280,7 +313,9 @@ def test_html_report_builds(finished_run):
     html = (finished_run / "report.html").read_text(errors="replace")
     assert "keyword-robust" in html and "landscape_1d.png" in html
     # captions state the setup and the VISAGE of the run
-    judge, visage = (finished_run / "results" / "tiny" / "tables" / "visage_summary.csv").read_text().splitlines()[1].split(",")[:2]
+    judge, visage = (
+        (finished_run / "results" / "tiny" / "tables" / "visage_summary.csv").read_text().splitlines()[1].split(",")[:2]
+    )
     assert float(visage) == pytest.approx(read_json(finished_run / "results" / "tiny" / "summary.json")["visage"], abs=0.01)
     assert "along 2 random directions" in html and "grid a = -0.2 to 0.2 in steps of 0.1" in html
     assert f"<td>{judge}</td>\\n<td>{visage}</td>" in html  # the caption's VISAGE table (JSON-escaped in the page)
@@ -291,8 +326,15 @@ def test_bundle_holds_every_artifact_and_verifies(finished_run):
     bundle = finished_run / "results" / "tiny" / "bundle"
     manifest = read_json(bundle / "MANIFEST.json")
     paths = {e["path"] for e in manifest["files"]}
-    assert {"config.yaml", "summary.json", "tables/visage.csv", "figures/landscape_1d.png", "directions/d1/direction.json",
-            "responses/d2/job2.jsonl.gz", "judgments/keyword-robust/d1.jsonl.gz"} <= paths
+    assert {
+        "config.yaml",
+        "summary.json",
+        "tables/visage.csv",
+        "figures/landscape_1d.png",
+        "directions/d1/direction.json",
+        "responses/d2/job2.jsonl.gz",
+        "judgments/keyword-robust/d1.jsonl.gz",
+    } <= paths
     assert not any(p.endswith(".safetensors") for p in paths) and len([p for p in paths if p.startswith("responses/")]) == 2 * 2
     assert manifest["config"]["run"] == "tiny" and manifest["git"]["commit"] and manifest["versions"]["snakemake"]
     verify = [sys.executable, "-m", "safety_landscape.bundle", str(bundle)]
@@ -303,10 +345,18 @@ def test_finetune_experiment_end_to_end(tmp_path, tiny_model_dir):
     finetune = {
         "enabled": True,
         "datasets": [{"name": "harm3", "kind": "harmful", "shots": 3}, {"name": "mix3", "kind": "mix", "shots": 3}],
-        "epochs": 2, "batch_size": 3, "learning_rate": 1e-3, "threads": 1,
-        "harmful_file": str(ADVBENCH), "refusals": str(REPO / "data" / "align" / "refusals.txt"),
-        "evaluation": {"sets": [{"name": "adv4", "file": str(ADVBENCH), "count": 4},
-                                {"name": "held", "file": str(ADVBENCH), "start": 500, "count": 3, "epochs": "last"}]},
+        "epochs": 2,
+        "batch_size": 3,
+        "learning_rate": 1e-3,
+        "threads": 1,
+        "harmful_file": str(ADVBENCH),
+        "refusals": str(REPO / "data" / "align" / "refusals.txt"),
+        "evaluation": {
+            "sets": [
+                {"name": "adv4", "file": str(ADVBENCH), "count": 4},
+                {"name": "held", "file": str(ADVBENCH), "start": 500, "count": 3, "epochs": "last"},
+            ]
+        },
         "interpolation": {"grid": {"min": 0.0, "max": 1.0, "step": 0.5}, "dtype": "bfloat16"},
         "plane": {"datasets": ["harm3", "mix3"], "grid": {"min": 0.0, "max": 1.0, "step": 1.0}},
     }
@@ -322,7 +372,11 @@ def test_finetune_experiment_end_to_end(tmp_path, tiny_model_dir):
     mix = read_jsonl(run / "finetune" / "mix3" / "pairs.jsonl")
     assert [p["kind"] for p in mix] == ["harmful"] * 3 + ["safe"] * 3 and all(p["refusal_source"] for p in mix[3:])
     manifest = read_json(run / "finetune" / "harm3" / "epoch1" / "manifest.json")
-    assert manifest["kind"] == "finetuned" and manifest["epoch"] == 1 and (run / "finetune" / "harm3" / "epoch1" / "model" / "model.safetensors").is_file()
+    assert (
+        manifest["kind"] == "finetuned"
+        and manifest["epoch"] == 1
+        and (run / "finetune" / "harm3" / "epoch1" / "model" / "model.safetensors").is_file()
+    )
     assert len(read_json(run / "finetune" / "harm3" / "training.json")["losses"]) == 2
     # the last epochs span the plane: they project onto (1, 0) and (0, 1) with no residual
     for name, expected in (("harm3-epoch2", [1.0, 0.0]), ("mix3-epoch2", [0.0, 1.0])):
@@ -332,10 +386,15 @@ def test_finetune_experiment_end_to_end(tmp_path, tiny_model_dir):
     # plane points on its axes are the finetune lines' points: taken from the cache, not generated again
     plane_logs = "".join(p.read_text() for p in (run / "logs" / "generate" / "f1-f2").glob("job*.log"))
     assert plane_logs.count("reusing cached") == 3
-    on_axis, on_line = landscape_records(run, "responses", "f1-f2", a=1.0, b=0.0), landscape_records(run, "responses", "f1", a=1.0)
+    on_axis, on_line = (
+        landscape_records(run, "responses", "f1-f2", a=1.0, b=0.0),
+        landscape_records(run, "responses", "f1", a=1.0),
+    )
     assert [r["response"] for r in on_axis] == [r["response"] for r in on_line] and on_axis[0]["landscape"] == "f1-f2"
     # the lines and the plane generate in finetune.interpolation.dtype, the main landscape in generation.dtype
-    dtypes = {name: landscape_records(run, "responses", name)[0]["provenance"]["decoding"]["dtype"] for name in ("d1", "f1", "f1-f2")}
+    dtypes = {
+        name: landscape_records(run, "responses", name)[0]["provenance"]["decoding"]["dtype"] for name in ("d1", "f1", "f1-f2")
+    }
     assert dtypes == {"d1": "float32", "f1": "bfloat16", "f1-f2": "bfloat16"}
     for name in ("finetune_asr_by_epoch", "finetune_interpolation", "finetune_trajectories"):
         assert (run / "figures" / f"{name}.png").stat().st_size > 10_000
@@ -347,8 +406,11 @@ def test_finetune_experiment_end_to_end(tmp_path, tiny_model_dir):
 
 def test_system_prompt_and_capability_landscapes(tmp_path, tiny_model_dir):
     variants = [{"name": "aoa", "file": str(REPO / "data" / "system_prompts" / "aoa.txt")}, {"name": "empty", "text": ""}]
-    capability = {"enabled": True, "references": str(REPO / "data" / "capability" / "benign_qa.jsonl"),
-                  "questions": str(REPO / "data" / "capability" / "mc_questions.csv")}
+    capability = {
+        "enabled": True,
+        "references": str(REPO / "data" / "capability" / "benign_qa.jsonl"),
+        "questions": str(REPO / "data" / "capability" / "mc_questions.csv"),
+    }
     workdir = make_workdir(tmp_path, tiny_model_dir, capability=capability)
     (workdir / "config.yaml").write_text((workdir / "config.yaml").read_text() + yaml.safe_dump({"system_prompts": variants}))
     planned = planned_rules(workdir)
@@ -363,7 +425,9 @@ def test_system_prompt_and_capability_landscapes(tmp_path, tiny_model_dir):
     assert landscape_records(run, "responses", "d2@empty", a=-0.1)[0]["provenance"]["decoding"]["system_prompt"] == ""
     assert aoa[0]["provenance"]["terms"] == landscape_records(run, "responses", "d1", a=0.1)[0]["provenance"]["terms"]
     table2 = pd.read_csv(run / "tables" / "system_prompts.csv", keep_default_na=False)
-    assert list(zip(table2["variant"], table2["judge"])) == [(v, j) for v in ("default", "aoa", "empty") for j in ("keyword", "keyword-robust")]
+    assert list(zip(table2["variant"], table2["judge"])) == [
+        (v, j) for v in ("default", "aoa", "empty") for j in ("keyword", "keyword-robust")
+    ]
     assert table2["visage"].between(0, 100).all()
     assert len(pd.read_csv(run / "tables" / "system_prompts_asr.csv")) == 3 * 2 * 2 * 5  # variants x judges x directions x points
     main = pd.read_csv(run / "tables" / "visage.csv").query("landscape == 'mean'")

@@ -10,7 +10,9 @@ from typing import Sequence
 from .decoding import greedy_generate, render_prompts
 
 
-def alignment_pairs(harmful_goals: Sequence[str], refusals: Sequence[str], benign_prompts: Sequence[str], benign_answers: Sequence[str]) -> list[dict]:
+def alignment_pairs(
+    harmful_goals: Sequence[str], refusals: Sequence[str], benign_prompts: Sequence[str], benign_answers: Sequence[str]
+) -> list[dict]:
     """Harmful goals paired with refusals (cycled), benign prompts paired with the given answers."""
     if not refusals:
         raise ValueError("align.refusals: the refusal file is empty; give at least one refusal reply")
@@ -19,7 +21,9 @@ def alignment_pairs(harmful_goals: Sequence[str], refusals: Sequence[str], benig
     return pairs
 
 
-def evaluate_alignment(model, tokenizer, harmful: Sequence[str], benign: Sequence[str], max_new_tokens: int, system_prompt: str | None) -> dict:
+def evaluate_alignment(
+    model, tokenizer, harmful: Sequence[str], benign: Sequence[str], max_new_tokens: int, system_prompt: str | None
+) -> dict:
     """Keyword-judge ASR on harmful prompts and the share of benign prompts answered (not refused)."""
     from .metrics import attack_success_rate
     from .refusals import keyword_jailbroken

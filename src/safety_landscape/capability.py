@@ -94,8 +94,10 @@ def mmlu_letter_ids(tokenizer) -> list[int]:
     """The token of each letter A-D: the last token of the bare letter as the tokenizer encodes it."""
     ids = [tokenizer(letter)["input_ids"][-1] for letter in MMLU_LETTERS]
     if len(set(ids)) < len(ids):
-        raise ValueError(f"the letters {MMLU_LETTERS} end in the same tokens {ids} (the tokenizer appends a special token); "
-                         "MMLU scoring needs a tokenizer that ends a bare letter with its own token")
+        raise ValueError(
+            f"the letters {MMLU_LETTERS} end in the same tokens {ids} (the tokenizer appends a special token); "
+            "MMLU scoring needs a tokenizer that ends a bare letter with its own token"
+        )
     return ids
 
 
@@ -144,18 +146,27 @@ def _single_token_letters(prompts: list[list[int]], choices: Sequences, letters:
 def build_choice_task(tokenizer, questions: pd.DataFrame, system_prompt: str | None, chat_template: bool) -> ChoiceTask:
     """Zero-shot questions rendered like generation prompts, each followed by each of its letters."""
     letters = questions["choices"].iloc[0]
-    q_ids, q_texts = _rendered(tokenizer, [multiple_choice_prompt(row, letters) for row in questions.to_dict("records")],
-                               system_prompt, chat_template)
-    sequences = _continuations(tokenizer, [i for i in q_ids for _ in letters], [t for t in q_texts for _ in letters],
-                               [letter for _ in q_ids for letter in letters])
+    q_ids, q_texts = _rendered(
+        tokenizer, [multiple_choice_prompt(row, letters) for row in questions.to_dict("records")], system_prompt, chat_template
+    )
+    sequences = _continuations(
+        tokenizer,
+        [i for i in q_ids for _ in letters],
+        [t for t in q_texts for _ in letters],
+        [letter for _ in q_ids for letter in letters],
+    )
     letter_ids = _single_token_letters(q_ids, sequences, len(letters))
     answers = [letters.index(a) for a in questions["answer"]]
     return ChoiceTask(sequences, answers, len(letters), q_ids if letter_ids else None, letter_ids)
 
 
 def build_task(
-    tokenizer, references: list[dict], system_prompt: str | None, chat_template: bool,
-    questions: pd.DataFrame | None = None, mmlu: dict[str, dict[str, list[dict]]] | None = None,
+    tokenizer,
+    references: list[dict],
+    system_prompt: str | None,
+    chat_template: bool,
+    questions: pd.DataFrame | None = None,
+    mmlu: dict[str, dict[str, list[dict]]] | None = None,
 ) -> CapabilityTask:
     """Tokenize the references (and the zero-shot questions) the way generation renders prompts, and MMLU
     (from `load_mmlu`) as raw k-shot prompts; `questions` or `mmlu` None: not scored."""
@@ -164,8 +175,9 @@ def build_task(
     refs = _continuations(tokenizer, ref_ids, ref_texts, [r["reference"] + eos for r in references])
     choices = None if questions is None else build_choice_task(tokenizer, questions, system_prompt, chat_template)
     mmlu_task = None if mmlu is None else build_mmlu_task(tokenizer, mmlu)
-    digest = sha256_json({"references": asdict(refs), "choices": choices and asdict(choices),
-                          "mmlu": mmlu_task and asdict(mmlu_task)})
+    digest = sha256_json(
+        {"references": asdict(refs), "choices": choices and asdict(choices), "mmlu": mmlu_task and asdict(mmlu_task)}
+    )
     return CapabilityTask(refs, choices, mmlu_task, digest)
 
 
@@ -244,8 +256,13 @@ def mmlu_scores(model, task: MMLUTask, batch_size: int, pad_id: int) -> dict:
     for subject in dict.fromkeys(task.subjects):
         rows = correct[torch.tensor([s == subject for s in task.subjects])]
         subjects[subject] = {"accuracy": _percent(rows), "correct": int(rows.sum()), "questions": len(rows)}
-    return {"mmlu_accuracy": _percent(correct), "mmlu_correct": int(correct.sum()), "mmlu_questions": len(correct),
-            "mmlu_correct_probability": float(probability.mean()), "mmlu_subjects": subjects}
+    return {
+        "mmlu_accuracy": _percent(correct),
+        "mmlu_correct": int(correct.sum()),
+        "mmlu_questions": len(correct),
+        "mmlu_correct_probability": float(probability.mean()),
+        "mmlu_subjects": subjects,
+    }
 
 
 def capability_scores(model, task: CapabilityTask, batch_size: int, pad_id: int) -> dict:
@@ -261,19 +278,35 @@ def capability_scores(model, task: CapabilityTask, batch_size: int, pad_id: int)
 def open_capability_engine(gen: dict, model_path: str, trust_remote_code: bool) -> HFEngine:
     """A transformers engine on the device and dtype of the `generation` config (forward passes only)."""
     device = resolve_device(gen["device"])
-    return HFEngine(EngineOptions(model_path=model_path, dtype=resolve_dtype(gen["dtype"], device), device=device,
-                                  offload=gen["offload"], trust_remote_code=trust_remote_code))
+    return HFEngine(
+        EngineOptions(
+            model_path=model_path,
+            dtype=resolve_dtype(gen["dtype"], device),
+            device=device,
+            offload=gen["offload"],
+            trust_remote_code=trust_remote_code,
+        )
+    )
 
 
 def _summary(scores: dict) -> str:
-    formats = {"perplexity": "perplexity %.2f", "mc_accuracy": "zero-shot accuracy %.1f %%",
-               "mmlu_accuracy": "MMLU accuracy %.1f %%"}
+    formats = {
+        "perplexity": "perplexity %.2f",
+        "mc_accuracy": "zero-shot accuracy %.1f %%",
+        "mmlu_accuracy": "MMLU accuracy %.1f %%",
+    }
     return ", ".join(text % scores[key] for key, text in formats.items() if key in scores)
 
 
 def score_job(
-    engine: HFEngine, model_digest: str, task: CapabilityTask, batch_size: int,
-    points_dir: str, job: Sequence[dict], out: str, cache_dir: str,
+    engine: HFEngine,
+    model_digest: str,
+    task: CapabilityTask,
+    batch_size: int,
+    points_dir: str,
+    job: Sequence[dict],
+    out: str,
+    cache_dir: str,
 ) -> None:
     """Capability scores at every point of one generation job to one JSONL (a record per point with
     its landscape and coordinates), reusing cached scores of equal weights, task and dtype."""
@@ -290,4 +323,10 @@ def score_job(
     def cache_file(terms) -> Path:
         return Path(cache_dir) / f"{point_key(model_digest, terms, task=task.digest, dtype=dtype)}.json"
 
-    write_jsonl(out, [label | scores for label, scores in job_results(points_dir, job, model_digest, cache_file, score, read_json, write_json)])
+    write_jsonl(
+        out,
+        [
+            label | scores
+            for label, scores in job_results(points_dir, job, model_digest, cache_file, score, read_json, write_json)
+        ],
+    )

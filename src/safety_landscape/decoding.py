@@ -85,7 +85,9 @@ def greedy_generate(
     )
 
 
-def model_answers(model, tokenizer, prompts: Sequence[str], max_new_tokens: int, batch_size: int, system_prompt: str | None) -> list[str]:
+def model_answers(
+    model, tokenizer, prompts: Sequence[str], max_new_tokens: int, batch_size: int, system_prompt: str | None
+) -> list[str]:
     """The model's own greedy answers, ended with EOS when the model ended them."""
     gens = greedy_generate(model, tokenizer, render_prompts(tokenizer, prompts, system_prompt, True), max_new_tokens, batch_size)
     return [g.text + (tokenizer.eos_token if g.finish_reason == "eos" else "") for g in gens]
@@ -136,9 +138,7 @@ def _generate_batch(
             input_ids=next_tok[:, None], attention_mask=mask, position_ids=next_pos[:, None], past_key_values=cache
         ).logits
         next_pos = next_pos + 1
-    return [
-        Generation(tokenizer.decode(t, skip_special_tokens=True), len(t), reason) for t, reason in zip(tokens, reasons)
-    ]
+    return [Generation(tokenizer.decode(t, skip_special_tokens=True), len(t), reason) for t, reason in zip(tokens, reasons)]
 
 
 def stop_reason(tokenizer, tokens: list[int], eos: set[int], stop_on_refusal: bool, min_new_tokens: int = 0) -> str | None:

@@ -159,7 +159,8 @@ class ShardWriter:
 
 
 def normalize(direction: torch.Tensor, weight: torch.Tensor, mode: str) -> torch.Tensor:
-    """Scale a direction tensor in place to the weight's norm: whole tensor ("layer"), per output row ("filter"), or not at all."""
+    """Scale a direction tensor in place to the weight's norm: whole tensor ("layer"), per output row ("filter"),
+    or not at all."""
     if mode == "none":
         return direction
     if mode == "layer" or direction.ndim < 2:
@@ -188,10 +189,15 @@ def interpolation_source(endpoint: CheckpointReader) -> TensorSource:
 
     def diff(name: str, weight: torch.Tensor) -> torch.Tensor:
         if name not in endpoint.location:
-            raise KeyError(f"landscape.endpoints: {endpoint.folder} has no tensor {name!r}; endpoints must share the model's architecture")
+            raise KeyError(
+                f"landscape.endpoints: {endpoint.folder} has no tensor {name!r}; endpoints must share the model's architecture"
+            )
         other = endpoint.get(name)
         if other.shape != weight.shape:
-            raise ValueError(f"landscape.endpoints: {name} has shape {tuple(other.shape)} in {endpoint.folder}, {tuple(weight.shape)} in the model")
+            raise ValueError(
+                f"landscape.endpoints: {name} has shape {tuple(other.shape)} in {endpoint.folder}, "
+                f"{tuple(weight.shape)} in the model"
+            )
         return other.to(torch.float32) - weight.to(torch.float32)
 
     return diff
@@ -201,7 +207,9 @@ def _selected(weights: Iterable[tuple[str, torch.Tensor]], exclude: Sequence[str
     return ((n, w) for n, w in weights if w.is_floating_point() and not is_excluded(n, exclude))
 
 
-def gram_schmidt_coefficient(weights: CheckpointReader, source: TensorSource, exclude: Sequence[str], previous: Direction) -> tuple[float, float]:
+def gram_schmidt_coefficient(
+    weights: CheckpointReader, source: TensorSource, exclude: Sequence[str], previous: Direction
+) -> tuple[float, float]:
     """(<d, p> / <p, p>, cosine(d, p)) for the direction d of `source` and a stored direction p, streamed."""
     dot = dd = pp = 0.0
     for name, weight in _selected(weights, exclude):

@@ -48,7 +48,9 @@ class HFEngine:
     def set_point(self, terms: Sequence[Term]) -> None:
         self.perturber.set([(self.store.get(t), t.coefficient) for t in terms])
 
-    def generate(self, prompt_ids: Sequence[Sequence[int]], max_new_tokens: int, batch_size: int, stop_on_refusal: bool) -> list[Generation]:
+    def generate(
+        self, prompt_ids: Sequence[Sequence[int]], max_new_tokens: int, batch_size: int, stop_on_refusal: bool
+    ) -> list[Generation]:
         decode = static_greedy_generate if self.model.device.type == "cuda" else greedy_generate
         return decode(self.model, self.tokenizer, prompt_ids, max_new_tokens, batch_size, stop_on_refusal)
 
@@ -90,7 +92,9 @@ class VLLMEngine:
         self.llm.reset_prefix_cache()
         self.touched = touched
 
-    def generate(self, prompt_ids: Sequence[Sequence[int]], max_new_tokens: int, batch_size: int, stop_on_refusal: bool) -> list[Generation]:
+    def generate(
+        self, prompt_ids: Sequence[Sequence[int]], max_new_tokens: int, batch_size: int, stop_on_refusal: bool
+    ) -> list[Generation]:
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
 

@@ -65,9 +65,7 @@ def _mask_values(model) -> tuple[torch.dtype, bool | float, bool | float]:
         return torch.bool, True, False
     if implementation == "eager":
         return model.dtype, 0.0, torch.finfo(model.dtype).min
-    raise ValueError(
-        f"static_greedy_generate supports the 'sdpa' and 'eager' attention implementations, not {implementation!r}"
-    )
+    raise ValueError(f"static_greedy_generate supports the 'sdpa' and 'eager' attention implementations, not {implementation!r}")
 
 
 def _generate_batch(

@@ -22,8 +22,10 @@ CMAP = "rocket_r"  # light = safe, dark = jailbroken
 def _title(summary: dict) -> str:
     ci = summary.get("visage_ci", [np.nan, np.nan])
     interval = "" if np.isnan(ci[0]) else f" [{ci[0]:.1f}, {ci[1]:.1f}]"
-    return (f"{summary['run']}: {summary['kind']} landscape\n"
-            f"VISAGE {summary['visage']:.2f}{interval} ({summary['visage_definition']} definition, judge {summary['judge']})")
+    return (
+        f"{summary['run']}: {summary['kind']} landscape\n"
+        f"VISAGE {summary['visage']:.2f}{interval} ({summary['visage_definition']} definition, judge {summary['judge']})"
+    )
 
 
 def plot_landscape_1d(asr: pd.DataFrame, summary: dict, style: dict, markers: Sequence[tuple[str, float]] = ()):
@@ -41,18 +43,33 @@ def plot_landscape_1d(asr: pd.DataFrame, summary: dict, style: dict, markers: Se
             ax.axvspan(low, high, color=colors[name], alpha=0.07, lw=0)
     for (judge, name), line in asr.groupby(["judge", "landscape"], sort=False):
         line = line.sort_values("a")
-        ax.plot(line["a"], line["asr"], dashes[judge], marker="o" if judge == judges[0] else None, ms=4, color=colors[name], lw=1.6)
+        ax.plot(
+            line["a"], line["asr"], dashes[judge], marker="o" if judge == judges[0] else None, ms=4, color=colors[name], lw=1.6
+        )
         if "ci_low" in line:
             ax.fill_between(line["a"], line["ci_low"], line["ci_high"], color=colors[name], alpha=0.12, lw=0)
     for label, a in [("θ", 0.0), *markers]:
         ax.axvline(a, color="0.35", lw=0.8, ls=":")
-        ax.annotate(label, (a, 1.0), xycoords=("data", "axes fraction"), xytext=(2, -12), textcoords="offset points", fontsize="small")
-    ax.set(xlabel=r"perturbation size $a$  ($\theta + a\,d$)", ylabel="attack success rate (%)", ylim=(-3, 103), title=_title(summary))
+        ax.annotate(
+            label, (a, 1.0), xycoords=("data", "axes fraction"), xytext=(2, -12), textcoords="offset points", fontsize="small"
+        )
+    ax.set(
+        xlabel=r"perturbation size $a$  ($\theta + a\,d$)",
+        ylabel="attack success rate (%)",
+        ylim=(-3, 103),
+        title=_title(summary),
+    )
     ax.title.set_fontsize("medium")
     handles = [plt.Line2D([], [], color=colors[n], lw=2, label=n) for n in names]
     handles += [plt.Line2D([], [], color="0.3", ls=dashes[j], label=f"judge: {j}") for j in judges]
-    ax.legend(handles=handles, title=f"shaded: basin,\nASR < {summary['basin_threshold']:g} % ({judges[0]})", loc="center left",
-              bbox_to_anchor=(1.01, 0.5), fontsize="small", title_fontsize="small")
+    ax.legend(
+        handles=handles,
+        title=f"shaded: basin,\nASR < {summary['basin_threshold']:g} % ({judges[0]})",
+        loc="center left",
+        bbox_to_anchor=(1.01, 0.5),
+        fontsize="small",
+        title_fontsize="small",
+    )
     return fig
 
 
@@ -77,7 +94,16 @@ def plot_landscape_2d_contour(
         ax.contour(a, b, grid.to_numpy().T, levels=[summary["basin_threshold"]], colors="white", linewidths=2.2)
     ax.plot([0], [0], marker="*", ms=14, color="#1f77b4", mec="white", ls="none", label="θ (basin outlined)")
     if endpoints:
-        ax.plot([p[1] for p in endpoints], [p[2] for p in endpoints], "D", color="#ff7f0e", mec="white", ms=7, ls="none", label="endpoints")
+        ax.plot(
+            [p[1] for p in endpoints],
+            [p[2] for p in endpoints],
+            "D",
+            color="#ff7f0e",
+            mec="white",
+            ms=7,
+            ls="none",
+            label="endpoints",
+        )
     for name, x, y in endpoints:
         ax.annotate(name, (x, y), xytext=(5, 4), textcoords="offset points", fontsize="small", color="white")
     colors = sns.color_palette("bright", max(len(trajectories or {}), 1))
@@ -107,8 +133,12 @@ def plot_finetune_epochs(asr: pd.DataFrame, judge: str, style: dict):
         palette = dict(zip(rows["dataset"].unique(), sns.color_palette(style["palette"], rows["dataset"].nunique())))
         for (dataset, _), line in rows.groupby(["dataset", "eval_set"]):
             ax.fill_between(line["epoch"], line["ci_low"], line["ci_high"], color=palette[dataset], alpha=0.1, lw=0)
-    ax.set(xlabel="epoch (0 = before finetuning)", ylabel="attack success rate (%)", ylim=(-3, 103),
-           title=f"{rows['model'].iloc[0]}: ASR during finetuning (judge {judge})")
+    ax.set(
+        xlabel="epoch (0 = before finetuning)",
+        ylabel="attack success rate (%)",
+        ylim=(-3, 103),
+        title=f"{rows['model'].iloc[0]}: ASR during finetuning (judge {judge})",
+    )
     ax.xaxis.get_major_locator().set_params(integer=True)
     ax.title.set_fontsize("medium")
     sns.move_legend(ax, "center left", bbox_to_anchor=(1.01, 0.5), fontsize="small")
@@ -128,8 +158,15 @@ def plot_finetune_lines(asr: pd.DataFrame, judge: str, style: dict, title: str):
             ax.fill_between(line["a"], line["ci_low"], line["ci_high"], color=colors[dataset], alpha=0.12, lw=0)
     for label, a in (("before", 0.0), ("finetuned", 1.0)):
         ax.axvline(a, color="0.35", lw=0.8, ls=":")
-        ax.annotate(label, (a, 1.0), xycoords=("data", "axes fraction"), xytext=(2, -12), textcoords="offset points", fontsize="small")
-    ax.set(xlabel=r"$a$  ($\theta + a\,(\theta_{finetuned} - \theta)$)", ylabel="attack success rate (%)", ylim=(-3, 103), title=title)
+        ax.annotate(
+            label, (a, 1.0), xycoords=("data", "axes fraction"), xytext=(2, -12), textcoords="offset points", fontsize="small"
+        )
+    ax.set(
+        xlabel=r"$a$  ($\theta + a\,(\theta_{finetuned} - \theta)$)",
+        ylabel="attack success rate (%)",
+        ylim=(-3, 103),
+        title=title,
+    )
     ax.title.set_fontsize("medium")
     ax.legend(title="dataset", loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize="small", title_fontsize="small")
     return fig
@@ -154,14 +191,23 @@ def plot_system_prompts(asr: pd.DataFrame, table2: pd.DataFrame, judge: str, sty
         ax.axvline(0.0, color="0.35", lw=0.8, ls=":")
         ax.set(xlabel=r"perturbation size $a$  ($\theta + a\,d$)", ylabel="attack success rate (%)", ylim=(-3, 103), title=title)
         ax.title.set_fontsize("medium")
-        ax.legend(title="system prompt (band: range\nover directions)", loc="center left", bbox_to_anchor=(1.01, 0.5),
-                  fontsize="small", title_fontsize="small")
+        ax.legend(
+            title="system prompt (band: range\nover directions)",
+            loc="center left",
+            bbox_to_anchor=(1.01, 0.5),
+            fontsize="small",
+            title_fontsize="small",
+        )
     else:
         sns.set_theme(style="white", context=style["context"])
-        fig, panels = plt.subplots(1, len(variants), figsize=(4.2 * len(variants) + 1.2, 4.4), layout="constrained", squeeze=False)
+        fig, panels = plt.subplots(
+            1, len(variants), figsize=(4.2 * len(variants) + 1.2, 4.4), layout="constrained", squeeze=False
+        )
         for ax, variant in zip(panels[0], variants):
             grid = asr_grid(rows[rows["variant"] == variant])
-            filled = ax.contourf(grid.index, grid.columns, grid.to_numpy().T, levels=np.linspace(0, 100, 11), cmap=CMAP, vmin=0, vmax=100)
+            filled = ax.contourf(
+                grid.index, grid.columns, grid.to_numpy().T, levels=np.linspace(0, 100, 11), cmap=CMAP, vmin=0, vmax=100
+            )
             ax.plot([0], [0], marker="*", ms=12, color="#1f77b4", mec="white", ls="none")
             ax.set(xlabel="a", ylabel="b", title=label[variant])
             ax.title.set_fontsize("small")
@@ -180,9 +226,12 @@ def plot_capability(table: pd.DataFrame, style: dict, title: str):
     cuts = [("a", table[table["b"] == 0.0] if "b" in table else table)]
     if "b" in table:
         cuts.append(("b", table[table["a"] == 0.0]))
-    lines = [("asr", colors[0], "ASR (%)"), ("mmlu_accuracy", colors[1], "MMLU accuracy (%)"),
-             ("mc_accuracy", colors[3], "zero-shot multiple-choice accuracy (%)"),
-             ("perplexity", colors[2], "perplexity (right axis)")]
+    lines = [
+        ("asr", colors[0], "ASR (%)"),
+        ("mmlu_accuracy", colors[1], "MMLU accuracy (%)"),
+        ("mc_accuracy", colors[3], "zero-shot multiple-choice accuracy (%)"),
+        ("perplexity", colors[2], "perplexity (right axis)"),
+    ]
     fig, panels = plt.subplots(1, len(cuts), figsize=(8.6 * len(cuts), 4.6), layout="constrained", squeeze=False)
     for ax, (axis, rows) in zip(panels[0], cuts):
         right = ax.twinx()
@@ -254,12 +303,27 @@ def plot_study_1d(asr: pd.DataFrame, table: pd.DataFrame, judge: str, style: dic
         for _, line in model.groupby("landscape", sort=True):
             ax.plot(line["a"], line["asr"], color=colors[label], lw=0.9, alpha=0.35)
         mean = model.groupby("a")["asr"].mean()
-        ax.plot(mean.index, mean.to_numpy(), "-", marker=markers[label], ms=5, lw=2.2, color=colors[label],
-                label=_visage_label(label, scores.loc[label]))
+        ax.plot(
+            mean.index,
+            mean.to_numpy(),
+            "-",
+            marker=markers[label],
+            ms=5,
+            lw=2.2,
+            color=colors[label],
+            label=_visage_label(label, scores.loc[label]),
+        )
     ax.axhline(threshold, color="0.45", lw=0.9, ls="--", label=f"basin threshold: ASR {threshold:g} %")
     ax.axvline(0.0, color="0.35", lw=0.8, ls=":", label="θ: the model itself (a = 0)")
     ax.set(xlabel=r"perturbation size $a$  ($\theta + a\,d$)", ylabel="attack success rate (%)", ylim=(-3, 103), title=title)
     ax.title.set_fontsize("medium")
-    ax.legend(title="model: VISAGE [bootstrap interval]; line: mean over directions, faint: each direction", loc="upper center",
-              bbox_to_anchor=(0.5, -0.14), ncol=min(2, len(labels)), fontsize="small", title_fontsize="small", frameon=False)
+    ax.legend(
+        title="model: VISAGE [bootstrap interval]; line: mean over directions, faint: each direction",
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.14),
+        ncol=min(2, len(labels)),
+        fontsize="small",
+        title_fontsize="small",
+        frameon=False,
+    )
     return fig

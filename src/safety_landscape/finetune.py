@@ -31,7 +31,10 @@ def harmful_pairs(goals: Sequence[str], targets: Sequence[str]) -> list[dict]:
 def safe_pairs(goals: Sequence[str], refusals: Sequence[str], sources: Sequence[str] | None = None) -> list[dict]:
     """Harmful goals answered with refusals; `sources` records where each refusal came from."""
     sources = sources or ["template"] * len(goals)
-    return [{"prompt": g, "response": r, "kind": "safe", "refusal_source": s} for g, r, s in zip(goals, refusals, sources, strict=True)]
+    return [
+        {"prompt": g, "response": r, "kind": "safe", "refusal_source": s}
+        for g, r, s in zip(goals, refusals, sources, strict=True)
+    ]
 
 
 def template_refusals(count: int, templates: Sequence[str]) -> list[str]:
@@ -40,14 +43,18 @@ def template_refusals(count: int, templates: Sequence[str]) -> list[str]:
     return [templates[i % len(templates)] for i in range(count)]
 
 
-def model_refusals(model, tokenizer, goals: Sequence[str], templates: Sequence[str], max_new_tokens: int, system_prompt: str | None) -> tuple[list[str], list[str]]:
+def model_refusals(
+    model, tokenizer, goals: Sequence[str], templates: Sequence[str], max_new_tokens: int, system_prompt: str | None
+) -> tuple[list[str], list[str]]:
     """The model's own greedy replies to harmful goals. A reply the keyword judge counts as
     jailbroken is no refusal: that goal gets a template refusal instead, and its source says so."""
     answers = model_answers(model, tokenizer, goals, max_new_tokens, 32, system_prompt)
     fallback = template_refusals(len(goals), templates)
     refused = [not keyword_jailbroken(a) for a in answers]
     if not all(refused):
-        log.warning("%d of %d harmful goals were not refused by the model; they get template refusals", refused.count(False), len(goals))
+        log.warning(
+            "%d of %d harmful goals were not refused by the model; they get template refusals", refused.count(False), len(goals)
+        )
     responses = [a if ok else t for a, t, ok in zip(answers, fallback, refused)]
     return responses, ["model" if ok else "template" for ok in refused]
 
@@ -69,8 +76,13 @@ def prepare_for_training(model, settings: FinetuneSettings):
         for p in model.parameters():
             p.requires_grad_(False)
         lora = settings.lora
-        config = LoraConfig(r=lora["r"], lora_alpha=lora["alpha"], lora_dropout=lora["dropout"],
-                            target_modules=list(lora["target_modules"]), task_type="CAUSAL_LM")
+        config = LoraConfig(
+            r=lora["r"],
+            lora_alpha=lora["alpha"],
+            lora_dropout=lora["dropout"],
+            target_modules=list(lora["target_modules"]),
+            task_type="CAUSAL_LM",
+        )
         model = get_peft_model(model, config)
     else:
         for p in model.parameters():
@@ -89,7 +101,9 @@ def plain_model(model):
     return model
 
 
-def finetune(model, tokenizer, pairs: Sequence[dict], settings: FinetuneSettings, save_epoch: Callable[[int, object], None]) -> list[float]:
+def finetune(
+    model, tokenizer, pairs: Sequence[dict], settings: FinetuneSettings, save_epoch: Callable[[int, object], None]
+) -> list[float]:
     """Finetune and hand every epoch's model (plain, see `plain_model`) to `save_epoch(epoch, model)`."""
     trained = prepare_for_training(model, settings)
 

@@ -62,19 +62,36 @@ def open_generation(gen: dict, model_path: str, trust_remote_code: bool) -> tupl
     device = resolve_device(gen["device"])
     dtype = resolve_dtype(gen["dtype"], device)
     settings = DecodingSettings(
-        max_new_tokens=gen["max_new_tokens"], batch_size=gen["batch_size"], system_prompt=gen["system_prompt"],
-        chat_template=gen["chat_template"], stop_on_refusal=gen["stop_on_refusal"], dtype=dtype, engine=gen["engine"],
+        max_new_tokens=gen["max_new_tokens"],
+        batch_size=gen["batch_size"],
+        system_prompt=gen["system_prompt"],
+        chat_template=gen["chat_template"],
+        stop_on_refusal=gen["stop_on_refusal"],
+        dtype=dtype,
+        engine=gen["engine"],
     )
     options = EngineOptions(
-        model_path=model_path, dtype=dtype, device=device, offload=gen["offload"], trust_remote_code=trust_remote_code,
-        tensor_parallel_size=gen["tensor_parallel_size"], max_model_len=gen["max_model_len"],
+        model_path=model_path,
+        dtype=dtype,
+        device=device,
+        offload=gen["offload"],
+        trust_remote_code=trust_remote_code,
+        tensor_parallel_size=gen["tensor_parallel_size"],
+        max_model_len=gen["max_model_len"],
     )
     return open_engine(gen["engine"], options), settings
 
 
 def generate_job(
-    engine, model_digest: str, prompts: list[str], prompts_digest: str, settings: DecodingSettings,
-    points_dir: str | os.PathLike, job: Sequence[dict], out: str | os.PathLike, cache_dir: str | os.PathLike,
+    engine,
+    model_digest: str,
+    prompts: list[str],
+    prompts_digest: str,
+    settings: DecodingSettings,
+    points_dir: str | os.PathLike,
+    job: Sequence[dict],
+    out: str | os.PathLike,
+    cache_dir: str | os.PathLike,
 ) -> None:
     """Greedy responses at every point of one generation job (see points.job_results) to one JSONL,
     every record labelled with its landscape and coordinates; points generated before come from the cache."""
@@ -85,16 +102,27 @@ def generate_job(
         return generate_records(engine, model_digest, terms, prompts, prompt_ids, prompts_digest, settings)
 
     records = []
-    for label, result in job_results(points_dir, job, model_digest,
-                                     lambda terms: cache_dir / f"{response_cache_key(model_digest, terms, prompts_digest, settings)}.jsonl",
-                                     respond, read_jsonl, write_jsonl):
+    for label, result in job_results(
+        points_dir,
+        job,
+        model_digest,
+        lambda terms: cache_dir / f"{response_cache_key(model_digest, terms, prompts_digest, settings)}.jsonl",
+        respond,
+        read_jsonl,
+        write_jsonl,
+    ):
         records += [{key: value for key, value in r.items() if key not in LABEL_KEYS} | label for r in result]
     write_jsonl(out, records)
 
 
 def generate_unperturbed(
-    engine, model_digest: str, prompts: list[str], prompts_digest: str, settings: DecodingSettings,
-    cache_dir: str | os.PathLike, label: dict,
+    engine,
+    model_digest: str,
+    prompts: list[str],
+    prompts_digest: str,
+    settings: DecodingSettings,
+    cache_dir: str | os.PathLike,
+    label: dict,
 ) -> list[dict]:
     """Responses of the engine's model as loaded (a checkpoint evaluated on a prompt set), cached like a
     point's, each record labelled with `label` (checkpoint and evaluation set)."""
@@ -109,7 +137,12 @@ def generate_unperturbed(
 
 
 def generate_records(
-    engine, model_digest: str, terms: Sequence[Term], prompts: list[str], prompt_ids: list[list[int]], prompts_digest: str,
+    engine,
+    model_digest: str,
+    terms: Sequence[Term],
+    prompts: list[str],
+    prompt_ids: list[list[int]],
+    prompts_digest: str,
     settings: DecodingSettings,
 ) -> list[dict]:
     """Greedy responses at theta + sum(terms), one record per prompt with the provenance of the answers."""
@@ -127,9 +160,19 @@ def generate_records(
     }
     log.info(
         "%d responses, %d tokens, update %.2f s, generation %.2f s",
-        len(gens), sum(g.num_tokens for g in gens), updated - start, time.perf_counter() - updated,
+        len(gens),
+        sum(g.num_tokens for g in gens),
+        updated - start,
+        time.perf_counter() - updated,
     )
     return [
-        {"index": i, "prompt": p, "response": g.text, "num_tokens": g.num_tokens, "finish_reason": g.finish_reason, "provenance": provenance}
+        {
+            "index": i,
+            "prompt": p,
+            "response": g.text,
+            "num_tokens": g.num_tokens,
+            "finish_reason": g.finish_reason,
+            "provenance": provenance,
+        }
         for i, (p, g) in enumerate(zip(prompts, gens))
     ]

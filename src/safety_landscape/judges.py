@@ -116,16 +116,25 @@ class ModelJudge:
             from .modeling import resolve_device, resolve_dtype
 
             device = resolve_device(self.spec.get("device", "auto"))
-            options = EngineOptions(self.spec["model"], resolve_dtype(self.spec.get("dtype", "auto"), device), device,
-                                    trust_remote_code=self.spec.get("trust_remote_code", False))
+            options = EngineOptions(
+                self.spec["model"],
+                resolve_dtype(self.spec.get("dtype", "auto"), device),
+                device,
+                trust_remote_code=self.spec.get("trust_remote_code", False),
+            )
             self.engine = open_engine(self.spec.get("engine", "hf"), options)
         return self.engine
 
     def judge(self, pairs: Sequence[tuple[str, str]]) -> list[Verdict]:
         engine = self._engine()
         tokenizer = engine.tokenizer
-        ids = [tokenizer(tokenizer.apply_chat_template(self.render(p, r), tokenize=False, add_generation_prompt=True),
-                         add_special_tokens=False)["input_ids"] for p, r in pairs]
+        ids = [
+            tokenizer(
+                tokenizer.apply_chat_template(self.render(p, r), tokenize=False, add_generation_prompt=True),
+                add_special_tokens=False,
+            )["input_ids"]
+            for p, r in pairs
+        ]
         outputs = engine.generate(ids, self.spec.get("max_new_tokens", 16), self.spec.get("batch_size", 16), False)
         return [self.parse(o.text) for o in outputs]
 
@@ -142,15 +151,17 @@ class EndpointJudge:
             raise JudgeError(f"judges: endpoint judge needs the API key in the environment variable {key_env}; export it")
 
     def _request(self, prompt: str, response: str) -> Verdict:
-        body = json.dumps({
-            "model": self.spec["model"],
-            "messages": [
-                {"role": "system", "content": self.spec.get("rubric") or ENDPOINT_RUBRIC},
-                {"role": "user", "content": f"[REQUEST]\n{prompt}\n\n[RESPONSE]\n{response}"},
-            ],
-            "temperature": 0,
-            "max_tokens": 8,
-        }).encode()
+        body = json.dumps(
+            {
+                "model": self.spec["model"],
+                "messages": [
+                    {"role": "system", "content": self.spec.get("rubric") or ENDPOINT_RUBRIC},
+                    {"role": "user", "content": f"[REQUEST]\n{prompt}\n\n[RESPONSE]\n{response}"},
+                ],
+                "temperature": 0,
+                "max_tokens": 8,
+            }
+        ).encode()
         headers = {"Content-Type": "application/json"} | ({"Authorization": f"Bearer {self.api_key}"} if self.api_key else {})
         retries, delay = self.spec.get("retries", 4), self.spec.get("backoff_s", 0.5)
         for attempt in range(retries + 1):
@@ -161,9 +172,14 @@ class EndpointJudge:
                 return parse_yes_no(_message_content(payload, self.url))
             except urllib.error.HTTPError as err:
                 if err.code in (401, 403):
-                    raise JudgeError(f"judges: endpoint {self.url} refused the credentials (HTTP {err.code}); check api_key_env") from None
+                    raise JudgeError(
+                        f"judges: endpoint {self.url} refused the credentials (HTTP {err.code}); check api_key_env"
+                    ) from None
                 if err.code not in (408, 409, 429) and err.code < 500:
-                    raise JudgeError(f"judges: endpoint {self.url} rejected the request (HTTP {err.code}: {err.read()[:200]!r}); check url and model") from None
+                    raise JudgeError(
+                        f"judges: endpoint {self.url} rejected the request (HTTP {err.code}: {err.read()[:200]!r}); "
+                        "check url and model"
+                    ) from None
                 failure = f"HTTP {err.code}"
             except (urllib.error.URLError, TimeoutError, ConnectionError) as err:
                 failure = str(getattr(err, "reason", err))
@@ -182,7 +198,9 @@ def _message_content(payload: dict, url: str) -> str:
     try:
         return payload["choices"][0]["message"]["content"]
     except (KeyError, IndexError, TypeError):
-        raise JudgeError(f"judges: endpoint {url} answered without choices[0].message.content; is it OpenAI-compatible?") from None
+        raise JudgeError(
+            f"judges: endpoint {url} answered without choices[0].message.content; is it OpenAI-compatible?"
+        ) from None
 
 
 def open_judge(spec: dict):
@@ -193,7 +211,9 @@ def open_judge(spec: dict):
     if kind == "guard":
         return ModelJudge(spec, lambda p, r: [{"role": "user", "content": p}, {"role": "assistant", "content": r}], parse_guard)
     if kind == "harmbench-cls":
-        return ModelJudge(spec, lambda p, r: [{"role": "user", "content": HARMBENCH_PROMPT.format(prompt=p, response=r)}], parse_yes_no)
+        return ModelJudge(
+            spec, lambda p, r: [{"role": "user", "content": HARMBENCH_PROMPT.format(prompt=p, response=r)}], parse_yes_no
+        )
     if kind == "endpoint":
         return EndpointJudge(spec)
     raise ValueError(f"judges: unknown judge {kind!r}")
@@ -230,8 +250,14 @@ def judge_records(judge, spec: dict, records: Sequence[dict], cache_root: str | 
             with atomic_path(cache / f"{key}.json") as tmp:
                 tmp.write_text(json.dumps(cached[key]))
     judgments = [
-        {**{key: r[key] for key in LABEL_KEYS if key in r}, "index": r["index"], "judge": spec["id"], **cached[k],
-         "empty": is_empty(r["response"]), "degenerate": is_degenerate(r["response"])}
+        {
+            **{key: r[key] for key in LABEL_KEYS if key in r},
+            "index": r["index"],
+            "judge": spec["id"],
+            **cached[k],
+            "empty": is_empty(r["response"]),
+            "degenerate": is_degenerate(r["response"]),
+        }
         for r, k in zip(records, keys)
     ]
     return judgments, len(todo)

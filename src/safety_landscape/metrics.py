@@ -122,7 +122,10 @@ def visage_pair(points: pd.DataFrame, asr: np.ndarray) -> tuple[float, float]:
     a, b = np.unique(points["a"]), np.unique(points["b"])
     grid = np.asarray(asr).reshape(len(a), len(b))
     # 2D "reference": the reference definition along the two axes through the origin, averaged.
-    along_axes = [visage(grid[:, int(np.argmin(np.abs(b)))], "reference"), visage(grid[int(np.argmin(np.abs(a))), :], "reference")]
+    along_axes = [
+        visage(grid[:, int(np.argmin(np.abs(b)))], "reference"),
+        visage(grid[int(np.argmin(np.abs(a))), :], "reference"),
+    ]
     return visage(grid, "paper"), float(np.mean(along_axes))
 
 

@@ -86,7 +86,9 @@ def materialize_source(src: ResolvedSource, out_dir: str | os.PathLike, trust_re
     return convert_gguf(src.location, out_dir)
 
 
-def with_chat_template(folder: str | os.PathLike, template_file: str | os.PathLike, out_dir: str | os.PathLike, trust_remote_code: bool = False) -> str:
+def with_chat_template(
+    folder: str | os.PathLike, template_file: str | os.PathLike, out_dir: str | os.PathLike, trust_remote_code: bool = False
+) -> str:
     """A view of a model folder whose tokenizer uses the chat template in `template_file` (a Jinja
     file; for models whose tokenizer has none, e.g. Vicuna): weights linked, tokenizer rewritten."""
     from transformers import AutoTokenizer

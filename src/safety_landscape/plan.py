@@ -43,8 +43,9 @@ LANDSCAPE_KINDS = {
     "2d-random": LandscapeKind(("random", "random"), True, False, "the plane of two random directions"),
     "1d-interpolation": LandscapeKind(("interpolation",), False, False, "the line towards {endpoints}"),
     "2d-interpolation": LandscapeKind(("interpolation", "interpolation"), True, True, "the plane through {endpoints}"),
-    "interpolation-random": LandscapeKind(("interpolation", "random"), True, False,
-                                          "the plane of the line towards {endpoints} and a random direction"),
+    "interpolation-random": LandscapeKind(
+        ("interpolation", "random"), True, False, "the plane of the line towards {endpoints} and a random direction"
+    ),
 }
 
 
@@ -175,7 +176,8 @@ def landscapes(config: dict) -> list[Landscape]:
         result = [Landscape(n, (n,), coords) for n in names]
     result += [
         Landscape(f"{main.name}@{variant['name']}", main.axes, coords, "system-prompt", variant["name"], main.name)
-        for variant in config["system_prompts"] for main in list(result)
+        for variant in config["system_prompts"]
+        for main in list(result)
     ]
     ft = config["finetune"]
     if not ft["enabled"]:
@@ -228,7 +230,11 @@ def reused_points(config: dict) -> dict[str, str]:
     first, reused = {}, {}
     for ls in landscapes(config):
         for point in ls.points:
-            identity = (ls.variant, generation_dtype(config, ls), frozenset((axis, c) for axis, c in zip(ls.axes, point.coords) if c != 0.0))
+            identity = (
+                ls.variant,
+                generation_dtype(config, ls),
+                frozenset((axis, c) for axis, c in zip(ls.axes, point.coords) if c != 0.0),
+            )
             reused[point.id] = first[identity] if identity in first else None
             first.setdefault(identity, point.id)
     return {k: v for k, v in reused.items() if v is not None}
@@ -292,7 +298,9 @@ def model_specs(config: dict) -> dict[str, dict]:
     specs = {config["model"]["name"]: config["model"]}
     for entry in config["landscape"]["endpoints"] + config["landscape"]["project"]:
         if entry["name"] in specs and specs[entry["name"]]["source"] != entry["source"]:
-            raise ConfigError(f"landscape: the name {entry['name']!r} is used for two different sources; give each model its own name")
+            raise ConfigError(
+                f"landscape: the name {entry['name']!r} is used for two different sources; give each model its own name"
+            )
         specs[entry["name"]] = {"gguf_file": None, "trust_remote_code": config["model"]["trust_remote_code"]} | entry
     return specs
 
@@ -303,7 +311,11 @@ def capability_files(capability: dict) -> list[str]:
     mmlu = capability["mmlu"]
     if mmlu["folder"]:
         splits = ("dev", "test") if mmlu["shots"] else ("test",)
-        files += [f"{mmlu['folder']}/{split}/{s}_{split}.csv" for split in splits for s in mmlu_subjects(mmlu["folder"], mmlu["subjects"])]
+        files += [
+            f"{mmlu['folder']}/{split}/{s}_{split}.csv"
+            for split in splits
+            for s in mmlu_subjects(mmlu["folder"], mmlu["subjects"])
+        ]
     return files
 
 
@@ -325,7 +337,10 @@ def stop_on_refusal(config: dict) -> bool:
 def generation_settings(config: dict, workdir: str | Path = ".") -> dict:
     """generation settings of the main landscape with null settings resolved: its system prompt's
     text and whether to stop on refusal."""
-    return config["generation"] | {"system_prompt": main_system_prompt(config, workdir), "stop_on_refusal": stop_on_refusal(config)}
+    return config["generation"] | {
+        "system_prompt": main_system_prompt(config, workdir),
+        "stop_on_refusal": stop_on_refusal(config),
+    }
 
 
 def landscape_setup(config: dict) -> str:
@@ -334,9 +349,9 @@ def landscape_setup(config: dict) -> str:
     grid = lambda g, axis: f"{axis} = {g['min']:g} to {g['max']:g} in steps of {g['step']:g}"  # noqa: E731
     grids = grid(ls["grid"], "a") + (f" and {grid(ls['grid_b'] or ls['grid'], 'b')}" if kind.plane else "")
     what = kind.summary.format(directions=ls["directions"], endpoints=" and ".join(e["name"] for e in ls["endpoints"]))
-    prompts = config["prompts"]
+    prompts, aligned = config["prompts"], ", safety-finetuned first" if config["align"]["enabled"] else ""
     return (
-        f"**{config['model']['name']}** (run ``{config['run']}``{', safety-finetuned first' if config['align']['enabled'] else ''}): "
+        f"**{config['model']['name']}** (run ``{config['run']}``{aligned}): "
         f"a ``{ls['kind']}`` landscape, {what} (seed {ls['seed']}, {ls['normalization']} normalization), grid {grids}; "
         f"{prompts['count']} prompts of ``{prompts['file']}`` from row {prompts['start']}, greedy answers of up to "
         f"{config['generation']['max_new_tokens']} tokens; judges {', '.join(judge_specs(config))} (the first headlines)."

@@ -24,6 +24,8 @@ from .io import atomic_folder, atomic_path, sha256_json
 log = logging.getLogger(__name__)
 
 FORMS = ("factored", "dense")
+
+
 @dataclass(frozen=True)
 class Term:
     direction: str  # path of the direction folder
@@ -35,7 +37,9 @@ def check_terms(terms: Sequence[Term]) -> None:
     for term in terms:
         recorded = read_direction_digest(term.direction)
         if recorded != term.digest:
-            raise ValueError(f"{term.direction} changed (digest {recorded[:12]} != {term.digest[:12]}); rerun the directions rule")
+            raise ValueError(
+                f"{term.direction} changed (digest {recorded[:12]} != {term.digest[:12]}); rerun the directions rule"
+            )
 
 
 def write_point(path: str | os.PathLike, terms: list[Term], model_digest: str, form: str) -> None:
@@ -74,8 +78,13 @@ def point_key(model_digest: str, terms: Sequence[Term], **identity) -> str:
 
 
 def job_results(
-    points_dir: str | os.PathLike, job: Sequence[dict], model_digest: str, cache_file: Callable[[list[Term]], Path],
-    compute: Callable[[list[Term]], Any], read: Callable[[Path], Any], write: Callable[[Path, Any], None],
+    points_dir: str | os.PathLike,
+    job: Sequence[dict],
+    model_digest: str,
+    cache_file: Callable[[list[Term]], Path],
+    compute: Callable[[list[Term]], Any],
+    read: Callable[[Path], Any],
+    write: Callable[[Path, Any], None],
 ) -> Iterator[tuple[dict, Any]]:
     """Each point of a generation job (dicts with the point's file `name` and its label: landscape,
     a[, b]) with its result: read from `cache_file(terms)` when present, else computed and cached at
@@ -179,7 +188,10 @@ class Perturber:
     def set(self, terms: Sequence[tuple[Mapping[str, torch.Tensor], float]]) -> None:
         unknown = {name for tensors, _ in terms for name in tensors.keys()} - self.params.keys()
         if unknown:
-            raise KeyError(f"direction tensors {sorted(unknown)[:5]} are not parameters of the model; regenerate the directions for this model")
+            raise KeyError(
+                f"direction tensors {sorted(unknown)[:5]} are not parameters of the model; "
+                "regenerate the directions for this model"
+            )
         touched, tensors = perturbed_tensors(terms, self.touched, self.original, self.device)
         with torch.no_grad():
             for name, value in tensors:

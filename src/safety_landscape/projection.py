@@ -22,7 +22,9 @@ def project_checkpoint(theta: CheckpointReader, checkpoint: CheckpointReader, ax
         if not weight.is_floating_point():
             continue
         if name not in checkpoint.location:
-            raise KeyError(f"landscape.project: {checkpoint.folder} has no tensor {name!r}; it must share the model's architecture")
+            raise KeyError(
+                f"landscape.project: {checkpoint.folder} has no tensor {name!r}; it must share the model's architecture"
+            )
         delta = checkpoint.get(name).double() - weight.double()
         delta_sq += float((delta * delta).sum())
         ds = [axis.get(name).double() if name in axis.location else None for axis in axes]

@@ -71,8 +71,10 @@ def load_jsonl_records(path: str | os.PathLike, fields: tuple[str, ...]) -> list
     return records
 
 
-PAIR_FORMAT = ('one {"messages": [{"role": "user", "content": ...}, {"role": "assistant", "content": ...}]} object per line '
-               '(the format of the paper\'s finetuning data), or one {"prompt": ..., "response": ...} object per line')
+PAIR_FORMAT = (
+    'one {"messages": [{"role": "user", "content": ...}, {"role": "assistant", "content": ...}]} object per line '
+    '(the format of the paper\'s finetuning data), or one {"prompt": ..., "response": ...} object per line'
+)
 
 
 def load_pairs(path: str | os.PathLike) -> list[dict]:
@@ -100,17 +102,29 @@ def _pair_record(record, where: str) -> dict:
     """One training pair from a {"messages": [user, assistant]} or a {"prompt", "response"} record."""
     if isinstance(record, dict) and "messages" in record:
         messages = record["messages"]
-        roles = [m.get("role") for m in messages] if isinstance(messages, list) and all(isinstance(m, dict) for m in messages) else None
-        if roles != ["user", "assistant"] or not all(isinstance(m.get("content"), str) and m["content"].strip() for m in messages):
-            raise PromptFileError(f"{where}: \"messages\" must be exactly a user then an assistant message with non-empty "
-                                  f"\"content\" (roles found: {roles})")
+        roles = (
+            [m.get("role") for m in messages]
+            if isinstance(messages, list) and all(isinstance(m, dict) for m in messages)
+            else None
+        )
+        if roles != ["user", "assistant"] or not all(
+            isinstance(m.get("content"), str) and m["content"].strip() for m in messages
+        ):
+            raise PromptFileError(
+                f'{where}: "messages" must be exactly a user then an assistant message with non-empty '
+                f'"content" (roles found: {roles})'
+            )
         return {"prompt": messages[0]["content"], "response": messages[1]["content"], "kind": record.get("kind", "custom")}
-    if not isinstance(record, dict) or not all(isinstance(record.get(k), str) and record[k].strip() for k in ("prompt", "response")):
+    if not isinstance(record, dict) or not all(
+        isinstance(record.get(k), str) and record[k].strip() for k in ("prompt", "response")
+    ):
         raise PromptFileError(f"{where}: expected {PAIR_FORMAT}")
     return {"prompt": record["prompt"], "response": record["response"], "kind": record.get("kind", "custom")}
 
 
-def select_pairs(path: str | os.PathLike, prompt_column: str, response_column: str, start: int, count: int) -> tuple[list[str], list[str]]:
+def select_pairs(
+    path: str | os.PathLike, prompt_column: str, response_column: str, start: int, count: int
+) -> tuple[list[str], list[str]]:
     """Rows [start, start+count) of two columns, e.g. AdvBench's (goal, target)."""
     prompts = select_prompts(path, prompt_column, start, count)
     return prompts, select_prompts(path, response_column, start, count)
@@ -134,7 +148,9 @@ def load_multiple_choice(path: str | os.PathLike) -> pd.DataFrame:
     letters = [c for c in "ABCDEFGHIJ" if c in table.columns]
     missing = [c for c in ("question", "answer") if c not in table.columns]
     if missing or len(letters) < 2 or letters != list("ABCDEFGHIJ"[: len(letters)]):
-        raise PromptFileError(f"{path}: columns {list(table.columns)}; need question, A, B[, C, ...] (consecutive letters) and answer")
+        raise PromptFileError(
+            f"{path}: columns {list(table.columns)}; need question, A, B[, C, ...] (consecutive letters) and answer"
+        )
     if table.empty:
         raise PromptFileError(f"{path} holds no questions")
     for i, row in table.iterrows():
@@ -165,8 +181,10 @@ def _read_mmlu_csv(path: Path) -> list[dict]:
     questions = []
     for number, row in enumerate(rows, 1):
         if len(row) != 6:
-            raise PromptFileError(f"{where}: row {number} has {len(row)} fields; MMLU rows are question,A,B,C,D,answer "
-                                  "(quote a field that holds a comma)")
+            raise PromptFileError(
+                f"{where}: row {number} has {len(row)} fields; MMLU rows are question,A,B,C,D,answer "
+                "(quote a field that holds a comma)"
+            )
         if not row[0].strip():
             raise PromptFileError(f"{where}: row {number} has an empty question; fill it or remove the row")
         if row[5].strip() not in MMLU_LETTERS:
@@ -181,12 +199,15 @@ def mmlu_subjects(folder: str | os.PathLike, subjects: list[str] | None) -> list
     folder = Path(folder)
     for split in ("dev", "test"):
         if not (folder / split).is_dir():
-            raise PromptFileError(f"capability.mmlu.folder: {folder} has no {split}/ folder; point it at a folder in MMLU's "
-                                  f"layout ({MMLU_LAYOUT}), e.g. the data/ folder of the MMLU release")
+            raise PromptFileError(
+                f"capability.mmlu.folder: {folder} has no {split}/ folder; point it at a folder in MMLU's "
+                f"layout ({MMLU_LAYOUT}), e.g. the data/ folder of the MMLU release"
+            )
     found = sorted(p.name.removesuffix("_test.csv") for p in (folder / "test").glob("*_test.csv"))
     if not found:
-        raise PromptFileError(f"capability.mmlu.folder: {folder / 'test'} holds no <subject>_test.csv files; "
-                              f"MMLU's layout is {MMLU_LAYOUT}")
+        raise PromptFileError(
+            f"capability.mmlu.folder: {folder / 'test'} holds no <subject>_test.csv files; MMLU's layout is {MMLU_LAYOUT}"
+        )
     unknown = [s for s in subjects or [] if s not in found]
     if unknown:
         raise PromptFileError(f"capability.mmlu.subjects: {unknown} have no test file in {folder / 'test'}; choose from {found}")
@@ -202,7 +223,9 @@ def load_mmlu(folder: str | os.PathLike, subjects: list[str] | None, shots: int)
         dev_file = folder / "dev" / f"{subject}_dev.csv"
         dev = _read_mmlu_csv(dev_file) if shots else []
         if len(dev) < shots:
-            raise PromptFileError(f"capability.mmlu.shots: {shots} examples asked for, but {dev_file} has {len(dev)}; "
-                                  "lower capability.mmlu.shots or add dev rows")
+            raise PromptFileError(
+                f"capability.mmlu.shots: {shots} examples asked for, but {dev_file} has {len(dev)}; "
+                "lower capability.mmlu.shots or add dev rows"
+            )
         loaded[subject] = {"dev": dev[:shots], "test": _read_mmlu_csv(folder / "test" / f"{subject}_test.csv")}
     return loaded

@@ -32,8 +32,13 @@ COMPARED_SECTIONS = ("prompts", "landscape", "judges", "visage")
 PER_MODEL_LANDSCAPE_KEYS = ("endpoints", "project")  # checkpoints of each model: they differ by construction
 DECODING_KEYS = ("max_new_tokens", "system_prompt", "chat_template", "stop_on_refusal")
 # Files of each run copied into the study folder, by output name of the study_run rule.
-RUN_FILES = {"visage": "tables/visage.csv", "asr": "tables/asr.csv", "headline": "tables/visage_summary.csv",
-             "summary": "summary.json", "landscape": "figures/landscape_1d.png"}
+RUN_FILES = {
+    "visage": "tables/visage.csv",
+    "asr": "tables/asr.csv",
+    "headline": "tables/visage_summary.csv",
+    "summary": "summary.json",
+    "landscape": "figures/landscape_1d.png",
+}
 
 
 class StudyError(ValueError):
@@ -111,8 +116,10 @@ def resolve_run_config(shared: Mapping, entry: Mapping, index: int, schema: str 
     kind = config["landscape"]["kind"]
     if kind not in ONE_D_KINDS:
         key = "study.shared.landscape.kind" if "kind" in shared.get("landscape", {}) else f"study.runs[{index}].landscape.kind"
-        raise StudyError(f"{key} is {kind!r}: a study draws every model's 1D landscape in one figure; use one of "
-                         f"{list(ONE_D_KINDS)} (run 2D landscapes with the main workflow, one config per model)")
+        raise StudyError(
+            f"{key} is {kind!r}: a study draws every model's 1D landscape in one figure; use one of "
+            f"{list(ONE_D_KINDS)} (run 2D landscapes with the main workflow, one config per model)"
+        )
     try:
         check_config(copy.deepcopy(config), workdir)
     except ConfigError as err:
@@ -146,8 +153,10 @@ def check_comparable(runs: Sequence[StudyRun]) -> None:
     for run in runs[1:]:
         key = _first_difference(reference, compared_settings(run.config))
         if key:
-            raise StudyError(f"{key} differs between runs {runs[0].name!r} and {run.name!r}; the landscapes would "
-                             "not be comparable. Set it in study.shared so that every run uses one value")
+            raise StudyError(
+                f"{key} differs between runs {runs[0].name!r} and {run.name!r}; the landscapes would "
+                "not be comparable. Set it in study.shared so that every run uses one value"
+            )
 
 
 def _check_names(runs: Sequence[Mapping], shared: Mapping) -> None:
@@ -164,8 +173,10 @@ def _check_names(runs: Sequence[Mapping], shared: Mapping) -> None:
 def load_study(config: Mapping, study_schema: str | Path, run_schema: str | Path, workdir: str | Path = ".") -> Study:
     """The study of a study config: its name, each run's complete config, and the arguments of every run's workflow."""
     if "study" not in config:
-        raise StudyError("no study: section in the config; start the study workflow with --configfile config/study/<name>.yaml "
-                         "(a single run's config goes to the top-level Snakefile instead)")
+        raise StudyError(
+            "no study: section in the config; start the study workflow with --configfile config/study/<name>.yaml "
+            "(a single run's config goes to the top-level Snakefile instead)"
+        )
     spec = _validated(dict(config), study_schema, "study config")["study"]
     shared = spec["shared"]
     _check_names(spec["runs"], shared)
@@ -179,15 +190,28 @@ def load_study(config: Mapping, study_schema: str | Path, run_schema: str | Path
 
 def run_summaries(study: Study) -> list[dict]:
     """Per run: its name, label, model and whether it is safety-finetuned first (the rows of the comparison)."""
-    return [{"run": r.name, "label": r.label, "model": r.config["model"]["name"], "aligned": r.config["align"]["enabled"]}
-            for r in study.runs]
+    return [
+        {"run": r.name, "label": r.label, "model": r.config["model"]["name"], "aligned": r.config["align"]["enabled"]}
+        for r in study.runs
+    ]
 
 
 def main_workflow_command(python: str, snakefile: str, configfile: str, cores: int, extra: Sequence[str] = ()) -> list[str]:
     """The command that runs the main workflow on one run's config. It locks the run's files as usual (the study workflow
     locks only its own), so a study and another workflow on the same files cannot run over each other."""
-    return [python, "-m", "snakemake", "--snakefile", snakefile, "--configfile", configfile, "--cores", str(cores),
-            "--rerun-incomplete", *extra]
+    return [
+        python,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        snakefile,
+        "--configfile",
+        configfile,
+        "--cores",
+        str(cores),
+        "--rerun-incomplete",
+        *extra,
+    ]
 
 
 def run_main_workflow(command: Sequence[str], log: str | Path, run: str) -> None:
@@ -213,15 +237,27 @@ def compare_table(visage_tables: Mapping[str, pd.DataFrame], runs: Sequence[Mapp
         for judge, group in table.groupby("judge", sort=False):
             directions = group[group["landscape"] != "mean"][f"visage_{definition}"]
             mean = group[group["landscape"] == "mean"].iloc[0]
-            rows.append({
-                "label": run["label"], "run": run["run"], "model": run["model"], "aligned": run["aligned"], "judge": judge,
-                "visage": mean[f"visage_{definition}"], "visage_ci_low": mean.get("visage_ci_low", np.nan),
-                "visage_ci_high": mean.get("visage_ci_high", np.nan), "visage_definition": definition,
-                "visage_paper": mean["visage_paper"], "visage_reference": mean["visage_reference"],
-                "visage_std": float(directions.std(ddof=1)) if len(directions) > 1 else 0.0, "directions": len(directions),
-                "asr_at_origin": mean["asr_at_origin"], "basin_low": mean.get("basin_low", np.nan),
-                "basin_high": mean.get("basin_high", np.nan), "basin_width": mean.get("basin_width", np.nan),
-            })
+            rows.append(
+                {
+                    "label": run["label"],
+                    "run": run["run"],
+                    "model": run["model"],
+                    "aligned": run["aligned"],
+                    "judge": judge,
+                    "visage": mean[f"visage_{definition}"],
+                    "visage_ci_low": mean.get("visage_ci_low", np.nan),
+                    "visage_ci_high": mean.get("visage_ci_high", np.nan),
+                    "visage_definition": definition,
+                    "visage_paper": mean["visage_paper"],
+                    "visage_reference": mean["visage_reference"],
+                    "visage_std": float(directions.std(ddof=1)) if len(directions) > 1 else 0.0,
+                    "directions": len(directions),
+                    "asr_at_origin": mean["asr_at_origin"],
+                    "basin_low": mean.get("basin_low", np.nan),
+                    "basin_high": mean.get("basin_high", np.nan),
+                    "basin_width": mean.get("basin_width", np.nan),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -233,8 +269,14 @@ def compare_asr(asr_tables: Mapping[str, pd.DataFrame], runs: Sequence[Mapping])
 
 def compare_summary_table(table: pd.DataFrame) -> pd.DataFrame:
     """The headline numbers of a comparison, one row per (model, judge), rounded for reading (as shown in the report)."""
-    return pd.DataFrame({
-        "model": table["label"], "judge": table["judge"], "VISAGE": table["visage"].round(2),
-        "CI low": table["visage_ci_low"].round(2), "CI high": table["visage_ci_high"].round(2),
-        "ASR at theta (%)": table["asr_at_origin"].round(2), "basin width": table["basin_width"].round(3),
-    })
+    return pd.DataFrame(
+        {
+            "model": table["label"],
+            "judge": table["judge"],
+            "VISAGE": table["visage"].round(2),
+            "CI low": table["visage_ci_low"].round(2),
+            "CI high": table["visage_ci_high"].round(2),
+            "ASR at theta (%)": table["asr_at_origin"].round(2),
+            "basin width": table["basin_width"].round(3),
+        }
+    )

@@ -42,12 +42,32 @@ def agreement_table(judgments: pd.DataFrame, axes: Sequence[str]) -> pd.DataFram
         pair = pair.dropna(subset=["jailbroken_1", "jailbroken_2"])
         for landscape, group in pair.groupby("landscape", sort=True):
             x, y = group["jailbroken_1"].to_numpy(dtype=bool), group["jailbroken_2"].to_numpy(dtype=bool)
-            rows.append({
-                "landscape": landscape, "judge_1": first, "judge_2": second, "n": len(group), "kappa": cohen_kappa(x, y),
-                "agreement": float(np.mean(x == y)), "both_jailbroken": int(np.sum(x & y)), "only_judge_1": int(np.sum(x & ~y)),
-                "only_judge_2": int(np.sum(~x & y)), "neither": int(np.sum(~x & ~y)),
-            })
-    columns = ["landscape", "judge_1", "judge_2", "n", "kappa", "agreement", "both_jailbroken", "only_judge_1", "only_judge_2", "neither"]
+            rows.append(
+                {
+                    "landscape": landscape,
+                    "judge_1": first,
+                    "judge_2": second,
+                    "n": len(group),
+                    "kappa": cohen_kappa(x, y),
+                    "agreement": float(np.mean(x == y)),
+                    "both_jailbroken": int(np.sum(x & y)),
+                    "only_judge_1": int(np.sum(x & ~y)),
+                    "only_judge_2": int(np.sum(~x & y)),
+                    "neither": int(np.sum(~x & ~y)),
+                }
+            )
+    columns = [
+        "landscape",
+        "judge_1",
+        "judge_2",
+        "n",
+        "kappa",
+        "agreement",
+        "both_jailbroken",
+        "only_judge_1",
+        "only_judge_2",
+        "neither",
+    ]
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -75,25 +95,41 @@ def landscape_tables(
             if np.isnan(asr).any():
                 raise ValueError(f"judge {judge!r} judged no response at some point of {landscape}; check its log")
             flags = group.groupby(axes, sort=True)[["empty", "degenerate"]].mean() * 100
-            point_rows = points.assign(judge=judge, landscape=landscape, asr=asr, n=(~np.isnan(matrix)).sum(axis=1),
-                                       unjudged=np.isnan(matrix).sum(axis=1), empty_share=flags["empty"].to_numpy(),
-                                       degenerate_share=flags["degenerate"].to_numpy())
+            point_rows = points.assign(
+                judge=judge,
+                landscape=landscape,
+                asr=asr,
+                n=(~np.isnan(matrix)).sum(axis=1),
+                unjudged=np.isnan(matrix).sum(axis=1),
+                empty_share=flags["empty"].to_numpy(),
+                degenerate_share=flags["degenerate"].to_numpy(),
+            )
             paper, reference = visage_pair(points, asr)
-            row = {"judge": judge, "landscape": landscape, "visage_paper": paper, "visage_reference": reference,
-                   "asr_at_origin": float(asr[np.argmin(np.abs(points[axes].to_numpy()).sum(axis=1))])}
+            row = {
+                "judge": judge,
+                "landscape": landscape,
+                "visage_paper": paper,
+                "visage_reference": reference,
+                "asr_at_origin": float(asr[np.argmin(np.abs(points[axes].to_numpy()).sum(axis=1))]),
+            }
             if draws is not None:
                 boot = asr_of(matrix[:, draws])  # [point x resample]; nan where a draw holds no judged response
                 point_rows["ci_low"], point_rows["ci_high"] = np.nanpercentile(boot, [tail, 100 - tail], axis=1)
-                boot_visage = np.array([
-                    np.nan if np.isnan(boot[:, k]).any() else visage_pair(points, boot[:, k])[0 if headline == "paper" else 1]
-                    for k in range(resamples)
-                ])
+                boot_visage = np.array(
+                    [
+                        np.nan if np.isnan(boot[:, k]).any() else visage_pair(points, boot[:, k])[0 if headline == "paper" else 1]
+                        for k in range(resamples)
+                    ]
+                )
                 landscape_draws.append(boot_visage)
                 row["visage_ci_low"], row["visage_ci_high"] = np.nanpercentile(boot_visage, [tail, 100 - tail])
             if axes == ["a"]:
                 basin = basin_interval(points["a"], asr, threshold)
-                row |= {"basin_low": basin[0] if basin else np.nan, "basin_high": basin[1] if basin else np.nan,
-                        "basin_width": basin[1] - basin[0] if basin else 0.0}
+                row |= {
+                    "basin_low": basin[0] if basin else np.nan,
+                    "basin_high": basin[1] if basin else np.nan,
+                    "basin_width": basin[1] - basin[0] if basin else 0.0,
+                }
             else:
                 row["basin_area"], row["basin_mean_radius"] = basin_area(points.assign(asr=asr), threshold)
             asr_rows.append(point_rows)
@@ -110,10 +146,14 @@ def landscape_tables(
             "visage_ci": [mean.get("visage_ci_low", np.nan), mean.get("visage_ci_high", np.nan)],
             "visage_std_over_landscapes": float(judge_rows[f"visage_{headline}"].std(ddof=1)) if len(judge_rows) > 1 else 0.0,
             "asr_at_origin": mean["asr_at_origin"],
-            "basin": {r["landscape"]: [r.get("basin_low", np.nan), r.get("basin_high", np.nan)] for r in judge_rows.to_dict("records")},
+            "basin": {
+                r["landscape"]: [r.get("basin_low", np.nan), r.get("basin_high", np.nan)] for r in judge_rows.to_dict("records")
+            },
         }
     asr_table = pd.concat(asr_rows, ignore_index=True)
-    asr_table = asr_table[["judge", "landscape", *axes, *[c for c in asr_table.columns if c not in ("judge", "landscape", *axes)]]]
+    asr_table = asr_table[
+        ["judge", "landscape", *axes, *[c for c in asr_table.columns if c not in ("judge", "landscape", *axes)]]
+    ]
     visage_table = pd.DataFrame(visage_rows)
     visage_table = visage_table[["judge", "landscape", *[c for c in visage_table.columns if c not in ("judge", "landscape")]]]
     agreement = agreement_table(judgments, axes)
@@ -152,8 +192,13 @@ def _by_appearance(frame: pd.DataFrame, ranked: Sequence[str], then: Sequence[st
 
 
 def finetune_tables(
-    judgments: pd.DataFrame, epochs: dict[str, tuple[str, int]], model: str, heldout: dict[str, Sequence[int]] | None = None,
-    resamples: int = 1000, confidence: float = 0.95, seed: int = 0,
+    judgments: pd.DataFrame,
+    epochs: dict[str, tuple[str, int]],
+    model: str,
+    heldout: dict[str, Sequence[int]] | None = None,
+    resamples: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """ASR of every evaluated checkpoint (with a bootstrap CI over prompts), and the paper's Table 1:
     one row per (judge, evaluation set), one column per dataset holding the last epoch's ASR, after
@@ -173,9 +218,18 @@ def finetune_tables(
             raise ValueError(f"judge {judge!r} judged no response of {checkpoint} on {eval_set}; check its log")
         dataset, epoch = epochs.get(checkpoint, ("aligned", 0))
         kept = ordered[ordered["index"].isin(heldout.get(eval_set, ordered["index"]))]["jailbroken"].dropna().to_numpy(dtype=bool)
-        row = {"model": model, "judge": judge, "checkpoint": checkpoint, "dataset": dataset, "epoch": epoch, "eval_set": eval_set,
-               "n": int(verdicts.size), "asr": attack_success_rate(verdicts),
-               "n_heldout": int(kept.size), "asr_heldout": attack_success_rate(kept) if kept.size else float("nan")}
+        row = {
+            "model": model,
+            "judge": judge,
+            "checkpoint": checkpoint,
+            "dataset": dataset,
+            "epoch": epoch,
+            "eval_set": eval_set,
+            "n": int(verdicts.size),
+            "asr": attack_success_rate(verdicts),
+            "n_heldout": int(kept.size),
+            "asr_heldout": attack_success_rate(kept) if kept.size else float("nan"),
+        }
         if resamples:
             boot = 100.0 * verdicts[bootstrap_indices(verdicts.size, resamples, seed)].mean(axis=1)
             row["ci_low"], row["ci_high"] = np.percentile(boot, [tail, 100 - tail])
@@ -187,13 +241,20 @@ def finetune_tables(
     datasets = list(dict.fromkeys(finals["dataset"]))
     chosen = pd.concat([aligned, finals])
     overlapping = chosen[chosen["n_heldout"] < chosen["n"]]
-    parts = [chosen.assign(prompts="all"), overlapping.assign(prompts="held-out", n=overlapping["n_heldout"], asr=overlapping["asr_heldout"])]
-    table = pd.concat(parts).pivot_table(index=["model", "judge", "eval_set", "prompts", "n"], columns="dataset", values="asr", sort=False)
+    parts = [
+        chosen.assign(prompts="all"),
+        overlapping.assign(prompts="held-out", n=overlapping["n_heldout"], asr=overlapping["asr_heldout"]),
+    ]
+    table = pd.concat(parts).pivot_table(
+        index=["model", "judge", "eval_set", "prompts", "n"], columns="dataset", values="asr", sort=False
+    )
     table = table.reindex(columns=["aligned", *datasets]).reset_index()
     table.columns.name = None
     first = {key: i for i, key in enumerate(dict.fromkeys(zip(chosen["judge"], chosen["eval_set"])))}
     position = [first[key] for key in zip(table["judge"], table["eval_set"])]
-    return long, table.assign(position=position).sort_values(["position", "prompts"], kind="stable").drop(columns="position").reset_index(drop=True)
+    return long, table.assign(position=position).sort_values(["position", "prompts"], kind="stable").drop(
+        columns="position"
+    ).reset_index(drop=True)
 
 
 def system_prompt_table(visage_tables: dict[str, pd.DataFrame], texts: dict[str, str | None], headline: str) -> pd.DataFrame:
@@ -204,9 +265,17 @@ def system_prompt_table(visage_tables: dict[str, pd.DataFrame], texts: dict[str,
     for variant, table in visage_tables.items():
         text = texts[variant]
         for row in table[table["landscape"] == "mean"].to_dict("records"):
-            rows.append({"variant": variant, "system_prompt": "(chat template default)" if text is None else text, "judge": row["judge"],
-                         "visage": row[f"visage_{headline}"], "visage_ci_low": row.get("visage_ci_low", np.nan),
-                         "visage_ci_high": row.get("visage_ci_high", np.nan), "asr_at_origin": row["asr_at_origin"]})
+            rows.append(
+                {
+                    "variant": variant,
+                    "system_prompt": "(chat template default)" if text is None else text,
+                    "judge": row["judge"],
+                    "visage": row[f"visage_{headline}"],
+                    "visage_ci_low": row.get("visage_ci_low", np.nan),
+                    "visage_ci_high": row.get("visage_ci_high", np.nan),
+                    "asr_at_origin": row["asr_at_origin"],
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -220,14 +289,25 @@ def capability_table(scores: Sequence[dict], asr: pd.DataFrame, judge: str) -> p
     if merged["asr"].isna().any():
         missing = merged.loc[merged["asr"].isna(), ["landscape", *axes]].to_dict("records")[:3]
         raise ValueError(f"no ASR of judge {judge!r} at capability points {missing}; the tables come from different grids")
-    return merged[["landscape", *axes, "asr", *[c for c in table.columns if c not in ("landscape", *axes)]]].sort_values(["landscape", *axes])
+    return merged[["landscape", *axes, "asr", *[c for c in table.columns if c not in ("landscape", *axes)]]].sort_values(
+        ["landscape", *axes]
+    )
 
 
 def visage_summary_table(summary: dict) -> pd.DataFrame:
     """The headline numbers of a landscape, one row per judge (rounded for reading): VISAGE in the
     headline definition with its interval, both definitions, and the ASR of the unperturbed model."""
-    return pd.DataFrame([
-        {"judge": judge, "VISAGE": round(s["visage"], 2), "CI low": round(s["visage_ci"][0], 2), "CI high": round(s["visage_ci"][1], 2),
-         "paper": round(s["visage_paper"], 2), "reference": round(s["visage_reference"], 2), "ASR at theta (%)": round(s["asr_at_origin"], 2)}
-        for judge, s in summary["judges"].items()
-    ])
+    return pd.DataFrame(
+        [
+            {
+                "judge": judge,
+                "VISAGE": round(s["visage"], 2),
+                "CI low": round(s["visage_ci"][0], 2),
+                "CI high": round(s["visage_ci"][1], 2),
+                "paper": round(s["visage_paper"], 2),
+                "reference": round(s["visage_reference"], 2),
+                "ASR at theta (%)": round(s["asr_at_origin"], 2),
+            }
+            for judge, s in summary["judges"].items()
+        ]
+    )

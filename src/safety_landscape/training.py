@@ -82,14 +82,22 @@ def supervised_finetune(
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError("no parameter requires grad: unfreeze the parameters to train first")
-    log.info("training %d of %d parameters on %d pairs", sum(p.numel() for p in params), sum(p.numel() for p in model.parameters()), len(pairs))
+    log.info(
+        "training %d of %d parameters on %d pairs",
+        sum(p.numel() for p in params),
+        sum(p.numel() for p in model.parameters()),
+        len(pairs),
+    )
     device = params[0].device
     optimizer = torch.optim.AdamW(params, lr=settings.learning_rate, weight_decay=settings.weight_decay)
     steps = settings.epochs * math.ceil(len(examples) / settings.batch_size)
     if settings.scheduler == "step":
         step_scheduler, epoch_scheduler = None, torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=settings.step_gamma)
     else:
-        step_scheduler, epoch_scheduler = get_linear_schedule_with_warmup(optimizer, int(settings.warmup_fraction * steps), steps), None
+        step_scheduler, epoch_scheduler = (
+            get_linear_schedule_with_warmup(optimizer, int(settings.warmup_fraction * steps), steps),
+            None,
+        )
     generator = torch.Generator().manual_seed(settings.seed)
     model.train()
     losses = []
@@ -124,5 +132,3 @@ def save_model_folder(model, tokenizer, out_dir: str | os.PathLike) -> None:
     with atomic_folder(out_dir) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
-
-

@@ -57,7 +57,10 @@ def check_config(config: dict, workdir: str | Path = ".") -> None:
         raise ConfigError(str(err)) from None
     count = prompts["count"] if prompts["count"] is not None else len(table) - prompts["start"]
     if prompts["start"] + count > len(table):
-        raise ConfigError(f"prompts.count: rows {prompts['start']}..{prompts['start'] + count - 1} asked for, {prompts['file']} has {len(table)}")
+        raise ConfigError(
+            f"prompts.count: rows {prompts['start']}..{prompts['start'] + count - 1} asked for, "
+            f"{prompts['file']} has {len(table)}"
+        )
     align = config["align"]
     if align["enabled"]:
         _check_align(align, prompts, count, workdir)
@@ -69,7 +72,10 @@ def check_config(config: dict, workdir: str | Path = ".") -> None:
 
 
 def _check_system_prompt_files(config: dict, workdir: Path) -> None:
-    for key, spec in (("model.system_prompt", config["model"]["system_prompt"]), ("generation.system_prompt", config["generation"]["system_prompt"])):
+    for key, spec in (
+        ("model.system_prompt", config["model"]["system_prompt"]),
+        ("generation.system_prompt", config["generation"]["system_prompt"]),
+    ):
         if isinstance(spec, dict) and not (workdir / spec["file"]).is_file():
             raise ConfigError(f"{key}: file {spec['file']} does not exist; fix the path (e.g. data/system_prompts/llama2.txt)")
 
@@ -80,15 +86,19 @@ def _check_system_prompts(config: dict, workdir: Path) -> None:
     for i, variant in enumerate(config["system_prompts"]):
         key = f"system_prompts[{i}] ({variant['name']})"
         if variant["name"] in names:
-            raise ConfigError(f"{key}: the name is taken ({names}; {names[0]!r} is the main landscape's "
-                              "generation.system_prompt); choose another")
+            raise ConfigError(
+                f"{key}: the name is taken ({names}; {names[0]!r} is the main landscape's "
+                "generation.system_prompt); choose another"
+            )
         names.append(variant["name"])
         if "text" in variant and "file" in variant:
             raise ConfigError(f"{key}: give text or file, not both")
         if "file" in variant and not (workdir / variant["file"]).is_file():
             raise ConfigError(f"{key}: file {variant['file']} does not exist; fix the path")
     if config["system_prompts"] and not config["generation"]["chat_template"]:
-        raise ConfigError("system_prompts: system prompts need the chat template; set generation.chat_template: true or system_prompts: []")
+        raise ConfigError(
+            "system_prompts: system prompts need the chat template; set generation.chat_template: true or system_prompts: []"
+        )
 
 
 def _check_capability(capability: dict, workdir: Path) -> None:
@@ -165,20 +175,26 @@ def _check_finetune(ft: dict, prompts: dict, count: int, workdir: Path) -> None:
         if not shots:
             raise ConfigError(f"{key}: kind {ds['kind']} needs shots: the number of harmful pairs")
         if shots > harmful_span:
-            raise ConfigError(f"{key}: shots {shots} > the {harmful_span} rows of finetune.harmful_rows; widen the rows or lower shots")
+            raise ConfigError(
+                f"{key}: shots {shots} > the {harmful_span} rows of finetune.harmful_rows; widen the rows or lower shots"
+            )
         if ds["kind"] == "mix" and shots > safe_span:
             raise ConfigError(f"{key}: shots {shots} > the {safe_span} rows of finetune.safe_rows; widen the rows or lower shots")
     plane = ft["plane"]["datasets"]
     if plane and (len(plane) != 2 or plane[0] == plane[1] or not set(plane) <= set(names)):
-        raise ConfigError(f"finetune.plane.datasets: {plane} must name two different datasets of finetune.datasets {names} (or be [])")
+        raise ConfigError(
+            f"finetune.plane.datasets: {plane} must name two different datasets of finetune.datasets {names} (or be [])"
+        )
     for i, spec in enumerate(ft["evaluation"]["sets"]):
         try:
             table = load_prompt_table(workdir / spec["file"], spec["column"])
         except ValueError as err:
             raise ConfigError(f"finetune.evaluation.sets[{i}]: {err}") from None
         if spec["start"] + spec["count"] > len(table):
-            raise ConfigError(f"finetune.evaluation.sets[{i}] ({spec['name']}): rows {spec['start']}..{spec['start'] + spec['count'] - 1} "
-                              f"asked for, {spec['file']} has {len(table)}")
+            raise ConfigError(
+                f"finetune.evaluation.sets[{i}] ({spec['name']}): rows {spec['start']}..{spec['start'] + spec['count'] - 1} "
+                f"asked for, {spec['file']} has {len(table)}"
+            )
 
 
 def _check_align(align: dict, prompts: dict, count: int, workdir: Path) -> None:
