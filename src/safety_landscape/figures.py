@@ -19,6 +19,15 @@ from .metrics import asr_grid  # noqa: E402
 CMAP = "rocket_r"  # light = safe, dark = jailbroken
 
 
+def _mark_positions(ax, marks) -> None:
+    """A dotted vertical line at each (label, a), labelled at the top of the axes."""
+    for label, a in marks:
+        ax.axvline(a, color="0.35", lw=0.8, ls=":")
+        ax.annotate(
+            label, (a, 1.0), xycoords=("data", "axes fraction"), xytext=(2, -12), textcoords="offset points", fontsize="small"
+        )
+
+
 def _title(summary: dict) -> str:
     ci = summary.get("visage_ci", [np.nan, np.nan])
     interval = "" if np.isnan(ci[0]) else f" [{ci[0]:.1f}, {ci[1]:.1f}]"
@@ -48,11 +57,7 @@ def plot_landscape_1d(asr: pd.DataFrame, summary: dict, style: dict, markers: Se
         )
         if "ci_low" in line:
             ax.fill_between(line["a"], line["ci_low"], line["ci_high"], color=colors[name], alpha=0.12, lw=0)
-    for label, a in [("θ", 0.0), *markers]:
-        ax.axvline(a, color="0.35", lw=0.8, ls=":")
-        ax.annotate(
-            label, (a, 1.0), xycoords=("data", "axes fraction"), xytext=(2, -12), textcoords="offset points", fontsize="small"
-        )
+    _mark_positions(ax, [("θ", 0.0), *markers])
     ax.set(
         xlabel=r"perturbation size $a$  ($\theta + a\,d$)",
         ylabel="attack success rate (%)",
@@ -156,11 +161,7 @@ def plot_finetune_lines(asr: pd.DataFrame, judge: str, style: dict, title: str):
         ax.plot(line["a"], line["asr"], "-o", ms=4, lw=1.6, color=colors[dataset], label=dataset)
         if "ci_low" in line:
             ax.fill_between(line["a"], line["ci_low"], line["ci_high"], color=colors[dataset], alpha=0.12, lw=0)
-    for label, a in (("before", 0.0), ("finetuned", 1.0)):
-        ax.axvline(a, color="0.35", lw=0.8, ls=":")
-        ax.annotate(
-            label, (a, 1.0), xycoords=("data", "axes fraction"), xytext=(2, -12), textcoords="offset points", fontsize="small"
-        )
+    _mark_positions(ax, [("before", 0.0), ("finetuned", 1.0)])
     ax.set(
         xlabel=r"$a$  ($\theta + a\,(\theta_{finetuned} - \theta)$)",
         ylabel="attack success rate (%)",
