@@ -94,9 +94,14 @@ def job_of(wildcards):
     return JOBS[(wildcards.landscape, int(wildcards.job))]
 
 
+def job_file(folder, landscape, number):
+    """The file under `folder` (responses or capability) of one generation job."""
+    return f"{RUN}/{folder}/{landscape}/job{number}.jsonl"
+
+
 def job_files(folder, names):
-    """The per-job files (responses or capability) of the landscapes `names`."""
-    return [f"{RUN}/{folder}/{name}/job{number}.jsonl" for name in names for (ls, number) in JOBS if ls == name]
+    """The per-job files under `folder` of the landscapes `names`."""
+    return [job_file(folder, name, number) for name in names for (ls, number) in JOBS if ls == name]
 
 
 def same_weight_inputs(folder):
@@ -107,8 +112,7 @@ def same_weight_inputs(folder):
 
 def job_file_of(point_id, folder):
     """The file under `folder` of the job that computes a point."""
-    landscape, number = JOB_OF[point_id]
-    return f"{RUN}/{folder}/{landscape}/job{number}.jsonl"
+    return job_file(folder, *JOB_OF[point_id])
 
 
 def manifest(model):
@@ -149,10 +153,6 @@ def subject_manifest():
 
 def axis_dirs(landscape):
     return [f"{RUN}/directions/{axis}" for axis in LANDSCAPES[landscape].axes]
-
-
-def points_of(landscape):
-    return [point.name for point in LANDSCAPES[landscape].points]
 
 
 def landscape_judgments(names):
