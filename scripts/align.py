@@ -12,14 +12,7 @@ cfg = snakemake.params.align
 base = read_json(snakemake.input.base)
 tokenizer = load_tokenizer(base["path"], snakemake.params.trust_remote_code)
 model = load_model(base["path"], trust_remote_code=snakemake.params.trust_remote_code)
-settings = SFTSettings(
-    epochs=cfg["epochs"],
-    learning_rate=cfg["learning_rate"],
-    batch_size=cfg["batch_size"],
-    warmup_fraction=cfg["warmup_fraction"],
-    max_length=cfg["max_length"],
-    seed=cfg["seed"],
-)
+settings = SFTSettings.from_config(cfg)
 freeze_below_layer(model, cfg["train_from_layer"])
 losses = supervised_finetune(model, tokenizer, read_jsonl(snakemake.input.pairs), settings)
 save_model_folder(model, tokenizer, snakemake.output.model)

@@ -21,19 +21,7 @@ base = read_json(snakemake.input.model)
 tokenizer = load_tokenizer(base["path"], p.trust_remote_code)
 model = load_model(base["path"], dtype, device, p.trust_remote_code)
 settings = FinetuneSettings(
-    sft=SFTSettings(
-        epochs=ft["epochs"],
-        learning_rate=ft["learning_rate"],
-        batch_size=ft["batch_size"],
-        warmup_fraction=ft["warmup_fraction"],
-        weight_decay=ft["weight_decay"],
-        max_length=ft["max_length"],
-        seed=ft["seed"],
-        system_prompt=p.system_prompt,
-        scheduler=ft["scheduler"],
-        step_gamma=ft["step_gamma"],
-        max_grad_norm=ft["max_grad_norm"],
-    ),
+    sft=SFTSettings.from_config(ft, system_prompt=p.system_prompt),
     method=ft["method"],
     lora=ft["lora"],
     gradient_checkpointing=ft["gradient_checkpointing"]

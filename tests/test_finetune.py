@@ -202,3 +202,10 @@ def test_table1_reports_held_out_prompts_beside_the_full_set():
         ["adv4", "held-out", 2, 0.0, 50.0],
         ["adv2", "all", 2, 50.0, 100.0],
     ]
+
+
+def test_settings_come_from_a_config_section():
+    section = {"epochs": 5, "learning_rate": 5e-5, "scheduler": "step", "max_grad_norm": None, "threads": 2, "method": "full"}
+    settings = SFTSettings.from_config(section, system_prompt="Be safe.")
+    assert (settings.epochs, settings.learning_rate, settings.scheduler, settings.max_grad_norm) == (5, 5e-5, "step", None)
+    assert settings.system_prompt == "Be safe." and settings.batch_size == SFTSettings().batch_size  # unset fields keep defaults

@@ -34,6 +34,11 @@ class SFTSettings:
     step_gamma: float = 0.85
     max_grad_norm: float | None = 1.0  # None: no clipping
 
+    @classmethod
+    def from_config(cls, section: dict, **extra) -> "SFTSettings":
+        """Settings from a config section (align or finetune): the fields it sets, the rest at their defaults."""
+        return cls(**{name: section[name] for name in cls.__dataclass_fields__ if name in section}, **extra)
+
 
 def encode_pair(tokenizer, prompt: str, response: str, system_prompt: str | None, max_length: int) -> tuple[list[int], list[int]]:
     """Input ids and labels of one chat exchange, the response ended by the EOS token (so the model
