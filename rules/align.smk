@@ -7,6 +7,7 @@ rule align_data:
     output:
         pairs=f"{ALIGNED}/pairs.jsonl",
     params:
+        code=code("align_data.py", keywords=False),
         align=config["align"],
         trust_remote_code=config["model"]["trust_remote_code"],
     threads: config["align"]["threads"]
@@ -26,6 +27,7 @@ rule align:
         model=directory(f"{ALIGNED}/model"),
         manifest=f"{ALIGNED}/manifest.json",
     params:
+        code=code("align.py", keywords=False),
         align=config["align"],
         trust_remote_code=config["model"]["trust_remote_code"],
     threads: config["align"]["threads"]
@@ -49,6 +51,7 @@ rule align_eval:
             category="Alignment",
         ),
     params:
+        code=code("align_eval.py"),
         column=config["prompts"]["column"],
         max_new_tokens=config["generation"]["max_new_tokens"],
         system_prompt=GENERATION["system_prompt"],

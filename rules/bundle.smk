@@ -7,6 +7,7 @@ rule bundle:
     output:
         f"{RUN}/bundle/MANIFEST.json",  # written last; the folder around it is replaced as a whole
     params:
+        code=code("bundle.py"),
         files=bundle_files(),
         config=config,
         run=config["run"],

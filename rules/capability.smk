@@ -12,6 +12,7 @@ rule capability:
     output:
         f"{RUN}/capability/{{landscape}}/job{{job}}.jsonl",
     params:
+        code=code("capability.py", keywords=False),
         points=lambda wc: [{"landscape": p.landscape, "name": p.name, **dict(zip("ab", p.coords))} for p in job_of(wc).points],
         capability=config["capability"],
         generation=GENERATION,
@@ -36,6 +37,7 @@ rule capability_table:
     output:
         report(f"{RUN}/tables/capability.csv", caption="../report/capability_table.rst", category="Capability"),
     params:
+        code=code("capability_table.py"),
         setup=SETUP,
         judge=next(iter(JUDGES)),
     log:

@@ -2,6 +2,7 @@
 import os
 import re
 import sys
+from pathlib import Path
 
 from snakemake.utils import validate
 
@@ -23,7 +24,9 @@ from safety_landscape.plan import (
     reused_points,
     system_prompt_texts,
 )
+from safety_landscape.provenance import script_code_digest
 from safety_landscape.validation import ConfigError, check_config
+
 
 validate(config, schema="../config/schema.yaml")
 try:
@@ -31,6 +34,7 @@ try:
 except ConfigError as err:
     sys.exit(f"Invalid configuration: {err}")
 
+SCRIPTS = Path(workflow.current_basedir).parent / "scripts"
 RUN = f"results/{config['run']}"
 CACHE = "results/cache"
 # The safety-finetuned model is shared by every run of the same base model.
@@ -81,6 +85,12 @@ wildcard_constraints:
     checkpoint="|".join(["aligned", *(re.escape(name) for name in FT_SAVED)]),
     point="a[+-][0-9]+\\.[0-9]+(_b[+-][0-9]+\\.[0-9]+)?",
     judge="|".join(re.escape(j) for j in JUDGES),
+
+
+def code(script, keywords=True):
+    """A rule parameter that reruns the rule when scripts/`script` or the package code it runs changes
+    (safety_landscape/provenance.py). keywords=False: the refusal keywords cannot change its outputs."""
+    return script_code_digest(SCRIPTS / script, ignore=() if keywords else ("refusals",))
 
 
 def landscape_generation(landscape):

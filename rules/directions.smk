@@ -6,6 +6,7 @@ rule directions:
     output:
         directory(f"{RUN}/directions/{{axis}}"),
     params:
+        code=code("directions.py"),
         axis=lambda wc: AXES[wc.axis].__dict__,
         normalization=config["landscape"]["normalization"],
         exclude=config["landscape"]["exclude_patterns"],

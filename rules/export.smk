@@ -8,6 +8,7 @@ rule export_checkpoint:
     output:
         directory(f"{RUN}/export/{{landscape}}/{{point}}/model"),
     params:
+        code=code("export.py"),
         trust_remote_code=config["model"]["trust_remote_code"],
     log:
         f"{RUN}/logs/export/{{landscape}}/{{point}}/model.log",
@@ -24,6 +25,7 @@ rule export_delta:
     output:
         f"{RUN}/export/{{landscape}}/{{point}}/delta.safetensors",
     params:
+        code=code("export.py"),
         trust_remote_code=config["model"]["trust_remote_code"],
     log:
         f"{RUN}/logs/export/{{landscape}}/{{point}}/delta.log",

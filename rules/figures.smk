@@ -11,6 +11,7 @@ rule figures:
             for path in figure_targets()
         ],
     params:
+        code=code("figures.py"),
         setup=SETUP,
         style=config["figures"],
         axes=LANDSCAPES[MAIN[0]].axes,
@@ -36,6 +37,7 @@ rule finetune_figures:
             for ext in ("png", "pdf")
         ],
     params:
+        code=code("finetune_figures.py"),
         style=config["figures"],
         run=config["run"],
         judge=next(iter(JUDGES)),
@@ -56,6 +58,7 @@ rule system_prompt_figures:
         report(f"{RUN}/figures/system_prompts.png", caption="../report/system_prompts.rst", category="System prompts"),
         f"{RUN}/figures/system_prompts.pdf",
     params:
+        code=code("system_prompt_figures.py"),
         setup=SETUP,
         style=config["figures"],
         run=config["run"],
@@ -75,6 +78,7 @@ rule capability_figures:
         report(f"{RUN}/figures/capability.png", caption="../report/capability.rst", category="Capability"),
         f"{RUN}/figures/capability.pdf",
     params:
+        code=code("capability_figures.py"),
         setup=SETUP,
         style=config["figures"],
         run=config["run"],

@@ -10,6 +10,7 @@ rule finetune_data:
     output:
         f"{FT}/{{dataset}}/pairs.jsonl",
     params:
+        code=code("finetune_data.py"),
         spec=lambda wc: FT_DATASETS[wc.dataset],
         finetune=FT_DATA_SETTINGS,
         max_new_tokens=config["generation"]["max_new_tokens"],
@@ -33,6 +34,7 @@ rule finetune:
         manifests=[f"{FT}/{{dataset}}/epoch{e}/manifest.json" for e in FT_EPOCHS],
         training=f"{FT}/{{dataset}}/training.json",
     params:
+        code=code("finetune.py", keywords=False),
         finetune=FT_TRAINING_SETTINGS,
         system_prompt=GENERATION["system_prompt"],
         trust_remote_code=config["model"]["trust_remote_code"],

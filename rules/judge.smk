@@ -9,6 +9,7 @@ rule judge:
     output:
         f"{RUN}/judgments/{{judge}}/{{landscape}}.jsonl",
     params:
+        code=code("judge.py"),
         spec=lambda wc: JUDGES[wc.judge],
         cache=f"{CACHE}/judgments",
     log:
@@ -25,6 +26,7 @@ rule judge_checkpoints:
     output:
         f"{FT}/judgments/{{judge}}/{{group}}.jsonl",
     params:
+        code=code("judge.py"),
         spec=lambda wc: JUDGES[wc.judge],
         cache=f"{CACHE}/judgments",
     log:

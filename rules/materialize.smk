@@ -10,6 +10,7 @@ rule materialize:
     output:
         directory(f"{RUN}/points/{{landscape}}"),
     params:
+        code=code("materialize.py"),
         points=lambda wc: {point.name: list(point.coords) for point in LANDSCAPES[wc.landscape].points},
         form=config["landscape"]["materialize"],
     log:

@@ -4,6 +4,7 @@ rule model:
     output:
         manifest="results/models/{model}/manifest.json",
     params:
+        code=code("model.py"),
         spec=lambda wc: MODELS[wc.model],
         convert_dir=lambda wc: f"results/models/{wc.model}/hf",
         template_dir=lambda wc: f"results/models/{wc.model}/with-template",

@@ -6,6 +6,7 @@ rule project:
     output:
         f"{RUN}/projections/{{model}}.json",
     params:
+        code=code("project.py"),
         checkpoint=lambda wc: wc.model,
         landscape=MAIN[0],
     log:
@@ -24,6 +25,7 @@ rule project_checkpoint:
     output:
         f"{FT}/projections/{{checkpoint}}.json",
     params:
+        code=code("project.py"),
         checkpoint=lambda wc: wc.checkpoint,
         landscape=FT_PLANE,
     log:

@@ -7,6 +7,7 @@ import sys
 
 from snakemake.utils import min_version
 
+from safety_landscape.provenance import script_code_digest
 from safety_landscape.study import RUN_FILES, StudyError, load_study, main_workflow_command, run_summaries
 
 min_version("9.0")
@@ -21,6 +22,7 @@ try:
 except StudyError as err:
     sys.exit(f"Invalid study configuration: {err}")
 
+SCRIPTS = os.path.join(workflow.basedir, "..", "scripts")
 OUT = f"results/studies/{STUDY.name}"
 RUNS = {run.name: run for run in STUDY.runs}
 SETTING = STUDY.setting
@@ -42,6 +44,7 @@ rule study_config:
     output:
         f"{OUT}/configs/{{run}}.yaml",
     params:
+        code=script_code_digest(os.path.join(SCRIPTS, "study_config.py")),
         config=lambda wildcards: RUNS[wildcards.run].config,
     log:
         f"{OUT}/logs/config/{{run}}.log",
@@ -65,6 +68,7 @@ rule study_run:
             f"{OUT}/runs/{{run}}/landscape_1d.png", caption="../report/study_run.rst", category="Study", subcategory="Each model"
         ),
     params:
+        code=script_code_digest(os.path.join(SCRIPTS, "study_run.py")),
         command=lambda wildcards, input, threads: main_workflow_command(
             sys.executable, os.path.join(workflow.basedir, "../Snakefile"), input[0], threads, STUDY.snakemake_args
         ),
@@ -94,6 +98,7 @@ rule compare:
         ),
         pdf=f"{OUT}/figures/compare_1d.pdf",
     params:
+        code=script_code_digest(os.path.join(SCRIPTS, "study_compare.py")),
         runs=run_summaries(STUDY),
         setting=SETTING,
         judge=JUDGE,

@@ -16,6 +16,7 @@ rule finetune_tables:
         table1_parquet=f"{RUN}/tables/table1.parquet",
         summary=f"{RUN}/finetune/summary.json",
     params:
+        code=code("finetune_tables.py"),
         model=config["model"]["name"],
         judges=list(JUDGES),
         eval_sets=EVAL_SETS,

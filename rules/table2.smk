@@ -9,6 +9,7 @@ rule system_prompt_tables:
         visage=f"{RUN}/tables/system_prompts_visage.csv",
         asr=f"{RUN}/tables/system_prompts_asr.csv",
     params:
+        code=code("system_prompt_tables.py"),
         setup=SETUP,
         variants=VARIANT_LANDSCAPES,
         texts=SYSTEM_PROMPTS,

@@ -13,6 +13,7 @@ rule visage:
         agreement_parquet=f"{RUN}/tables/agreement.parquet",
         summary=f"{RUN}/summary.json",
     params:
+        code=code("visage.py"),
         setup=SETUP,
         landscapes=MAIN,
         judges=list(JUDGES),

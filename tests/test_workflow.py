@@ -160,17 +160,17 @@ def test_killed_run_resumes_and_matches_an_uninterrupted_run(tmp_path, tiny_mode
     cmd = SNAKEMAKE + ["--directory", str(killed), "--configfile", str(killed / "config.yaml")]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 300
-    while time.time() < deadline and not (cache.is_dir() and any(cache.glob("*.jsonl"))):
+    while time.time() < deadline and not (cache.is_dir() and any(cache.glob("*.json"))):
         time.sleep(0.02)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    done_before = {p.name: p.stat().st_mtime_ns for p in cache.glob("*.jsonl")}
+    done_before = {p.name: p.stat().st_mtime_ns for p in cache.glob("*.json")}
     assert 1 <= len(done_before) < 9, "the kill should land inside the generation job"
     assert not (killed / "results" / "tiny" / "tables" / "asr.csv").exists()
 
     snakemake(killed, "--unlock")
     snakemake(killed)
-    after = {p.name: p.stat().st_mtime_ns for p in cache.glob("*.jsonl")}
+    after = {p.name: p.stat().st_mtime_ns for p in cache.glob("*.json")}
     assert len(after) == 9
     assert all(after[name] == mtime for name, mtime in done_before.items()), "finished points were regenerated"
 

@@ -23,10 +23,11 @@ import torch
 
 from .decoding import chat_texts, left_pad
 from .engines import EngineOptions, HFEngine
-from .io import read_json, sha256_json, write_json, write_jsonl
+from .io import sha256_json, write_jsonl
 from .modeling import resolve_device, resolve_dtype
 from .points import job_results, point_key
 from .prompts import MMLU_LETTERS
+from .provenance import code_digest
 
 log = logging.getLogger(__name__)
 
@@ -320,13 +321,11 @@ def score_job(
         log.info("%s (%.1f s)", _summary(scores), time.perf_counter() - start)
         return scores
 
-    def cache_file(terms) -> Path:
-        return Path(cache_dir) / f"{point_key(model_digest, terms, task=task.digest, dtype=dtype)}.json"
+    code = code_digest("capability", ignore=("refusals",))  # scoring never consults the refusal keywords
 
-    write_jsonl(
-        out,
-        [
-            label | scores
-            for label, scores in job_results(points_dir, job, model_digest, cache_file, score, read_json, write_json)
-        ],
-    )
+    def cache_file(terms) -> Path:
+        return Path(cache_dir) / f"{point_key(model_digest, terms, task=task.digest, dtype=dtype, code=code)}.json"
+
+    provenance = {"provenance": {"model_digest": model_digest, "code_digest": code}}
+    results = job_results(points_dir, job, model_digest, cache_file, score)
+    write_jsonl(out, [label | scores | provenance for label, scores in results])

@@ -19,9 +19,10 @@ from . import __version__
 from .decoding import render_prompts
 from .engines import EngineOptions, open_engine
 from .gpus import claim_gpus, visible_gpus
-from .io import read_jsonl, write_jsonl
+from .io import read_cache_entry, write_cache_entry, write_jsonl
 from .modeling import resolve_device, resolve_dtype
 from .points import LABEL_KEYS, Term, job_results, point_key
+from .provenance import code_digest
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +44,16 @@ class DecodingSettings:
         return fields
 
 
+def generation_code_digest(stop_on_refusal: bool) -> str:
+    """Digest of the code that generates responses; the refusal keywords count only when they stop decoding."""
+    return code_digest("generate", ignore=() if stop_on_refusal else ("refusals",))
+
+
 def response_cache_key(model_digest: str, terms: Sequence[Term], prompts_digest: str, settings: DecodingSettings) -> str:
-    """Identity of a point's responses: weights (model + nonzero terms), prompts and decoding settings."""
-    return point_key(model_digest, terms, prompts=prompts_digest, decoding=settings.cache_fields())
+    """Identity of a point's responses: weights (model + nonzero terms), prompts, decoding settings and
+    the code that generates them."""
+    code = generation_code_digest(settings.stop_on_refusal)
+    return point_key(model_digest, terms, prompts=prompts_digest, decoding=settings.cache_fields(), code=code)
 
 
 def claim_generation_gpus(gen: dict, gpu_locks_dir: str) -> list:
@@ -101,16 +109,11 @@ def generate_job(
     def respond(terms: list[Term]) -> list[dict]:
         return generate_records(engine, model_digest, terms, prompts, prompt_ids, prompts_digest, settings)
 
+    def cache_file(terms: list[Term]) -> Path:
+        return cache_dir / f"{response_cache_key(model_digest, terms, prompts_digest, settings)}.json"
+
     records = []
-    for label, result in job_results(
-        points_dir,
-        job,
-        model_digest,
-        lambda terms: cache_dir / f"{response_cache_key(model_digest, terms, prompts_digest, settings)}.jsonl",
-        respond,
-        read_jsonl,
-        write_jsonl,
-    ):
+    for label, result in job_results(points_dir, job, model_digest, cache_file, respond):
         records += [{key: value for key, value in r.items() if key not in LABEL_KEYS} | label for r in result]
     write_jsonl(out, records)
 
@@ -126,13 +129,14 @@ def generate_unperturbed(
 ) -> list[dict]:
     """Responses of the engine's model as loaded (a checkpoint evaluated on a prompt set), cached like a
     point's, each record labelled with `label` (checkpoint and evaluation set)."""
-    cached = Path(cache_dir) / f"{response_cache_key(model_digest, [], prompts_digest, settings)}.jsonl"
-    if cached.is_file():
+    cached = Path(cache_dir) / f"{response_cache_key(model_digest, [], prompts_digest, settings)}.json"
+    records = read_cache_entry(cached)
+    if records is not None:
         log.info("%s: reusing cached responses %s", label, cached.name)
-        return [r | label for r in read_jsonl(cached)]
-    prompt_ids = render_prompts(engine.tokenizer, prompts, settings.system_prompt, settings.chat_template)
-    records = generate_records(engine, model_digest, [], prompts, prompt_ids, prompts_digest, settings)
-    write_jsonl(cached, records)
+    else:
+        prompt_ids = render_prompts(engine.tokenizer, prompts, settings.system_prompt, settings.chat_template)
+        records = generate_records(engine, model_digest, [], prompts, prompt_ids, prompts_digest, settings)
+        write_cache_entry(cached, records)
     return [r | label for r in records]
 
 
@@ -157,6 +161,7 @@ def generate_records(
         "prompts_digest": prompts_digest,
         "decoding": asdict(settings),
         "package_version": __version__,
+        "code_digest": generation_code_digest(settings.stop_on_refusal),
     }
     log.info(
         "%d responses, %d tokens, update %.2f s, generation %.2f s",

@@ -95,6 +95,29 @@ def sha256_json(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()
 
 
+def write_cache_entry(path: str | os.PathLike, payload: Any) -> None:
+    """Write a cache entry atomically, sealed with the digest of its payload (see `read_cache_entry`)."""
+    write_text(path, json.dumps({"sha256": sha256_json(payload), "payload": payload}, ensure_ascii=False) + "\n")
+
+
+def read_cache_entry(path: str | os.PathLike) -> Any | None:
+    """The payload of a cache entry; None when it is missing, or when it is unreadable or does not match
+    its digest (truncated or corrupted: it is deleted, logged, and its result computed again)."""
+    path = Path(path)
+    try:
+        entry = json.loads(path.read_text(encoding="utf-8"))
+        if sha256_json(entry["payload"]) == entry["sha256"]:
+            return entry["payload"]
+        problem = "its content does not match its digest"
+    except FileNotFoundError:
+        return None
+    except (ValueError, TypeError, KeyError) as err:
+        problem = f"it is not a complete entry ({type(err).__name__})"
+    logging.getLogger(__name__).warning("cache entry %s is corrupted (%s); computing it again", path, problem)
+    path.unlink(missing_ok=True)
+    return None
+
+
 def log_to_file(path: str | os.PathLike) -> None:
     """Send logging and stderr (tqdm progress bars) of a workflow job to its log file."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-from .io import atomic_path, sha256_json
+from .io import read_cache_entry, sha256_json, write_cache_entry
+from .provenance import code_digest
 from .refusals import REFUSAL_KEYWORDS, first_refusal_keyword, keyword_jailbroken, keyword_robust_jailbroken  # noqa: F401
 
 log = logging.getLogger(__name__)
@@ -227,8 +228,8 @@ def response_digest(prompt: str, response: str) -> str:
 
 
 def judge_cache_dir(root: str | os.PathLike, spec: dict) -> Path:
-    """Cache folder of one judge configuration: <judge id>-<digest of its settings>."""
-    return Path(root) / f"{spec['id']}-{sha256_json(spec)[:16]}"
+    """Cache folder of one judge configuration: <judge id>-<digest of its settings and of the judging code>."""
+    return Path(root) / f"{spec['id']}-{sha256_json({'spec': spec, 'code': code_digest('judges')})[:16]}"
 
 
 LABEL_KEYS = ("landscape", "a", "b", "checkpoint", "eval_set")
@@ -238,22 +239,21 @@ def judge_records(judge, spec: dict, records: Sequence[dict], cache_root: str | 
     """A judgment per response record, labelled as the record is (landscape and coordinates, or
     checkpoint and evaluation set) with its prompt index; only responses missing from the cache reach
     the judge. Returns the judgments and how many responses the judge was asked about."""
-    cache = judge_cache_dir(cache_root, spec)
+    cache, code = judge_cache_dir(cache_root, spec), code_digest("judges")
     keys = [response_digest(r["prompt"], r["response"]) for r in records]
-    cached = {k: json.loads((cache / f"{k}.json").read_text()) for k in keys if (cache / f"{k}.json").is_file()}
+    cached = {k: v for k in set(keys) if (v := read_cache_entry(cache / f"{k}.json")) is not None}
     todo = {k: (r["prompt"], r["response"]) for r, k in zip(records, keys) if k not in cached}
     if todo:
         verdicts = judge.judge(list(todo.values()))
-        cache.mkdir(parents=True, exist_ok=True)
         for key, verdict in zip(todo, verdicts, strict=True):
             cached[key] = {"jailbroken": verdict.jailbroken, "detail": verdict.detail}
-            with atomic_path(cache / f"{key}.json") as tmp:
-                tmp.write_text(json.dumps(cached[key]))
+            write_cache_entry(cache / f"{key}.json", cached[key])
     judgments = [
         {
             **{key: r[key] for key in LABEL_KEYS if key in r},
             "index": r["index"],
             "judge": spec["id"],
+            "judge_code_digest": code,
             **cached[k],
             "empty": is_empty(r["response"]),
             "degenerate": is_degenerate(r["response"]),

@@ -19,7 +19,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from .directions import CheckpointReader, Direction, read_direction_digest
-from .io import atomic_folder, atomic_path, sha256_json
+from .io import atomic_folder, atomic_path, read_cache_entry, sha256_json, write_cache_entry
 
 log = logging.getLogger(__name__)
 
@@ -83,24 +83,22 @@ def job_results(
     model_digest: str,
     cache_file: Callable[[list[Term]], Path],
     compute: Callable[[list[Term]], Any],
-    read: Callable[[Path], Any],
-    write: Callable[[Path, Any], None],
 ) -> Iterator[tuple[dict, Any]]:
     """Each point of a generation job (dicts with the point's file `name` and its label: landscape,
-    a[, b]) with its result: read from `cache_file(terms)` when present, else computed and cached at
-    once, so an interrupted job resumes at the first point it had not finished."""
+    a[, b]) with its result: read from the cache entry `cache_file(terms)` when it is there and intact,
+    else computed and cached at once, so an interrupted job resumes at the first point it had not finished."""
     for point in job:
         label = {key: value for key, value in point.items() if key != "name"}
         terms, meta = read_point(Path(points_dir) / f"{point['name']}.safetensors")
         if meta["model_digest"] != model_digest:
             raise ValueError(f"{points_dir}/{point['name']}.safetensors was made for another model; rerun the materialize rule")
         cached = cache_file(terms)
-        if cached.is_file():
+        result = read_cache_entry(cached)
+        if result is not None:
             log.info("%s: reusing cached %s", label, cached.name)
-            yield label, read(cached)
-            continue
-        result = compute(terms)
-        write(cached, result)
+        else:
+            result = compute(terms)
+            write_cache_entry(cached, result)
         yield label, result
 
 
