@@ -13,8 +13,8 @@ and generated every point exactly once, every output has the forced length, and 
 
     PYTHONPATH=src python3 bench/bench_multi_gpu.py --gpus 2 --out multi-gpu.json
 
---smoke runs the same split, claims and checks with a tiny model and a 2 x 2 grid in seconds. Without
-visible GPUs the workers claim lock slots named "0".."N-1" instead and decode on the CPU with
+--smoke runs the same split, claims and checks with a tiny model and a 2 x 2 grid in seconds. With fewer
+than 2 visible GPUs the workers claim lock slots named cpu-0 and cpu-1 instead and decode on the CPU with
 `decoding.greedy_generate`, as the `hf` engine does there (fastdecode's CUDA-graph engine needs a GPU):
 
     PYTHONPATH=src python3 bench/bench_multi_gpu.py --smoke --out smoke.json
@@ -126,7 +126,7 @@ def check_run(result: dict, points: list[list[float]], settings: dict, checks: C
     workers, n = result["workers"], result["gpus"]
     claimed = sorted(r["claimed"] for r in workers)
     checks.check(
-        len(set(claimed)) == n, f"{n} worker(s): each claimed a different GPU (CUDA_VISIBLE_DEVICES {', '.join(claimed)})"
+        len(set(claimed)) == n, f"{n} worker(s): each claimed a different GPU lock (CUDA_VISIBLE_DEVICES {', '.join(claimed)})"
     )
     digests = {point: digest for r in workers for point, digest in r["digests"].items()}
     done = sum(r["points"] for r in workers)
@@ -143,20 +143,22 @@ def check_run(result: dict, points: list[list[float]], settings: dict, checks: C
 
 
 def gpu_ids_or_slots(args) -> list[str]:
-    """The visible GPUs; in smoke mode without any, lock slots named like GPUs (the workers then decode on the CPU)."""
+    """The visible GPUs; in smoke mode with fewer than --gpus, lock slots named cpu-0, cpu-1, ... instead (a worker
+    that claims one sees no GPU, since CUDA_VISIBLE_DEVICES then names none, and decodes on the CPU)."""
     from safety_landscape.gpus import visible_gpus
 
     gpus = visible_gpus()
-    if gpus:
+    if len(gpus) >= args.gpus:
         return gpus
     if not args.smoke:
-        raise SystemExit("this benchmark needs CUDA GPUs (--smoke runs on the CPU)")
+        raise SystemExit(f"--gpus {args.gpus}, but {len(gpus)} GPU(s) are visible (--smoke runs on the CPU)")
+    slots = [f"cpu-{i}" for i in range(args.gpus)]
     skipped(
-        "CUDA GPUs and fastdecode's CUDA-graph engine",
-        f"no GPU visible; the workers claim lock slots {list(map(str, range(args.gpus)))} with gpus.claim_gpus "
-        "and decode on the CPU with decoding.greedy_generate",
+        "GPUs and fastdecode's CUDA-graph engine",
+        f"{len(gpus)} GPU(s) visible for {args.gpus} workers; the workers claim the lock slots {slots} with "
+        "gpus.claim_gpus and decode on the CPU with decoding.greedy_generate",
     )
-    return [str(i) for i in range(args.gpus)]
+    return slots
 
 
 def main() -> None:

@@ -69,7 +69,7 @@ def smoke_multi_gpu(tmp_path):
     assert "2 worker(s): 4 points generated, each of the 4 once" in checks
     assert len(checks) == 7
     assert [len(results[run]["workers"]) for run in ("one_gpu", "n_gpus")] == [1, 2]
-    assert CUDA or "skipped: CUDA GPUs and fastdecode's CUDA-graph engine" in stdout
+    assert torch.cuda.device_count() >= 2 or "skipped: GPUs and fastdecode's CUDA-graph engine" in stdout
 
 
 def smoke_direction_memory(tmp_path):
