@@ -12,9 +12,18 @@ pairs as they are) and "long" (each response stretched to --long-tokens words, l
   no_checkpointing  the same with gradient checkpointing off
   save              writing one epoch's checkpoint (safetensors) to local disk
 
+Checks (a failed one makes the script exit non-zero): every epoch that fits in memory runs
+ceil(pairs / batch) steps with finite losses, and the saved checkpoint holds every parameter of the
+model bit for bit.
+
 Run from the repository root on a CUDA machine:
 
     PYTHONPATH=src python3 bench/bench_finetune.py --out results.json
+
+--smoke runs the same on a tiny Llama shape, 8 pairs, batches of 4 and 32-word long responses in
+seconds, on the GPU if there is one, else on the CPU (peak memory is then not measured):
+
+    PYTHONPATH=src python3 bench/bench_finetune.py --smoke --out smoke.json
 """
 
 from __future__ import annotations
@@ -22,8 +31,8 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import math
 import platform
-import shutil
 import tempfile
 import time
 import zlib
@@ -31,6 +40,8 @@ import zlib
 import pandas as pd
 import torch
 
+from checks import Checks
+from safety_landscape.directions import CheckpointReader
 from safety_landscape.finetune import FinetuneSettings, prepare_for_training
 from safety_landscape.training import SFTSettings, save_model_folder, supervised_finetune
 
@@ -40,6 +51,7 @@ class WordTokenizer:
 
     chat_template = "[INST] ... [/INST]"
     pad_token_id = 0
+    eos_token, eos_token_id = "</s>", 2
 
     def __init__(self, vocab: int):
         self.vocab = vocab
@@ -54,23 +66,34 @@ class WordTokenizer:
         pass
 
 
-def llama2_7b():
+LLAMA2_7B = {"hidden": 4096, "intermediate": 11008, "layers": 32, "heads": 32, "vocab": 32000}
+SMOKE_SHAPE = {"hidden": 64, "intermediate": 128, "layers": 2, "heads": 4, "vocab": 512}
+SMOKE = {"pairs": 8, "batch_size": 4, "long_tokens": 32}
+
+
+def build_model(shape: dict, device: str):
+    """A Llama of the given shape with random bf16 weights, built on `device`."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
     config = LlamaConfig(
-        hidden_size=4096,
-        intermediate_size=11008,
-        num_hidden_layers=32,
-        num_attention_heads=32,
-        num_key_value_heads=32,
-        vocab_size=32000,
+        hidden_size=shape["hidden"],
+        intermediate_size=shape["intermediate"],
+        num_hidden_layers=shape["layers"],
+        num_attention_heads=shape["heads"],
+        num_key_value_heads=shape["heads"],
+        vocab_size=shape["vocab"],
         max_position_embeddings=4096,
     )
     torch.set_default_dtype(torch.bfloat16)
-    with torch.device("cuda"):
+    with torch.device(device):
         model = LlamaForCausalLM(config)
     torch.set_default_dtype(torch.float32)
     return model
+
+
+def synchronize() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
 
 
 def run_epoch(model, pairs, tokenizer, checkpointing: bool, batch_size: int) -> dict:
@@ -80,9 +103,10 @@ def run_epoch(model, pairs, tokenizer, checkpointing: bool, batch_size: int) -> 
         model.gradient_checkpointing_disable()
     for p in model.parameters():
         p.requires_grad_(True)
-    torch.cuda.empty_cache()
-    torch.cuda.reset_peak_memory_stats()
-    torch.cuda.synchronize()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+    synchronize()
     start = time.perf_counter()
     losses = supervised_finetune(
         model,
@@ -90,14 +114,55 @@ def run_epoch(model, pairs, tokenizer, checkpointing: bool, batch_size: int) -> 
         pairs,
         SFTSettings(epochs=1, learning_rate=5e-5, batch_size=batch_size, warmup_fraction=0.0, max_length=2048),
     )
-    torch.cuda.synchronize()
+    synchronize()
     seconds = time.perf_counter() - start
     return {
         "steps": len(losses),
+        "finite_losses": sum(math.isfinite(loss) for loss in losses),
         "seconds": seconds,
         "seconds_per_step": seconds / len(losses),
-        "peak_memory_gib": torch.cuda.max_memory_allocated() / 2**30,
+        "peak_memory_gib": torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None,
     }
+
+
+def measure_profile(model, pairs, tokenizer, args, name: str, checks: Checks) -> dict:
+    """One epoch of `pairs` without and with gradient checkpointing; an epoch that runs out of GPU memory is recorded as such."""
+    lengths = [
+        len(tokenizer(tokenizer.apply_chat_template([{"content": p["prompt"]}]) + " " + p["response"])["input_ids"])
+        for p in pairs
+    ]
+    row = {"mean_tokens_per_pair": sum(lengths) / len(lengths)}
+    steps = math.ceil(len(pairs) / args.batch_size)
+    for checkpointing in (False, True):
+        key = "checkpointing" if checkpointing else "no_checkpointing"
+        try:
+            row[key] = run_epoch(model, pairs, tokenizer, checkpointing, args.batch_size)
+        except torch.OutOfMemoryError:
+            row[key] = {"seconds_per_step": float("nan"), "peak_memory_gib": float("inf")}
+            print(f"{name}, {key}: out of GPU memory", flush=True)
+            continue
+        checks.check(
+            row[key]["steps"] == steps and row[key]["finite_losses"] == steps,
+            f"{name}, {key}: {row[key]['steps']} steps ({len(pairs)} pairs / batch {args.batch_size}), "
+            f"{row[key]['finite_losses']} finite losses",
+        )
+    row["checkpointing_time_ratio"] = row["checkpointing"]["seconds_per_step"] / row["no_checkpointing"]["seconds_per_step"]
+    if row["checkpointing"]["peak_memory_gib"] is not None:
+        row["checkpointing_memory_ratio"] = row["checkpointing"]["peak_memory_gib"] / row["no_checkpointing"]["peak_memory_gib"]
+    return row
+
+
+def measure_save(model, tokenizer, checks: Checks) -> float:
+    """Seconds to write the model with save_model_folder; checks that the checkpoint holds every parameter bit for bit."""
+    with tempfile.TemporaryDirectory() as folder:
+        start = time.perf_counter()
+        save_model_folder(model, tokenizer, f"{folder}/epoch")
+        seconds = time.perf_counter() - start
+        saved = CheckpointReader(f"{folder}/epoch")
+        params = dict(model.named_parameters())
+        equal = sum(name in saved.location and torch.equal(saved.get(name), p.detach().cpu()) for name, p in params.items())
+    checks.check(equal == len(params), f"save: the checkpoint holds {equal} of the {len(params)} parameters bit for bit")
+    return seconds
 
 
 def main() -> None:
@@ -106,51 +171,40 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=10)
     parser.add_argument("--long-tokens", type=int, default=512)
     parser.add_argument("--out", default="bench_finetune.json")
+    parser.add_argument("--smoke", action="store_true", help="tiny model, seconds; on the CPU when there is no GPU")
     args = parser.parse_args()
+    if args.smoke:
+        vars(args).update(SMOKE)
+    elif not torch.cuda.is_available():
+        raise SystemExit("this benchmark needs a CUDA GPU (--smoke runs on the CPU)")
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    shape = SMOKE_SHAPE if args.smoke else LLAMA2_7B
     table = pd.read_csv("data/advbench/harmful_behaviors.csv").iloc[380 : 380 + args.pairs]
     profiles = {"advbench": [{"prompt": g, "response": t} for g, t in zip(table["goal"], table["target"])]}
     profiles["long"] = [
         {"prompt": p["prompt"], "response": " ".join((p["response"].split() * args.long_tokens)[: args.long_tokens])}
         for p in profiles["advbench"]
     ]
-    tokenizer = WordTokenizer(32000)
+    tokenizer = WordTokenizer(shape["vocab"])
     results = {
-        "device": torch.cuda.get_device_name(),
+        "device": torch.cuda.get_device_name() if device == "cuda" else "cpu",
         "torch": torch.__version__,
         "python": platform.python_version(),
         "date": datetime.date.today().isoformat(),
         "pairs": args.pairs,
         "batch_size": args.batch_size,
     }
-    model = prepare_for_training(llama2_7b(), FinetuneSettings(SFTSettings(), "full"))
+    checks = Checks()
+    model = prepare_for_training(build_model(shape, device), FinetuneSettings(SFTSettings(), "full"))
     supervised_finetune(model, tokenizer, profiles["advbench"][:4], SFTSettings(epochs=1, batch_size=2))  # warm-up
     for name, pairs in profiles.items():
-        lengths = [
-            len(tokenizer(tokenizer.apply_chat_template([{"content": p["prompt"]}]) + " " + p["response"])["input_ids"])
-            for p in pairs
-        ]
-        row = {"mean_tokens_per_pair": sum(lengths) / len(lengths)}
-        for checkpointing in (False, True):
-            try:
-                row["checkpointing" if checkpointing else "no_checkpointing"] = run_epoch(
-                    model, pairs, tokenizer, checkpointing, args.batch_size
-                )
-            except torch.OutOfMemoryError:
-                row["checkpointing" if checkpointing else "no_checkpointing"] = {
-                    "seconds_per_step": float("nan"),
-                    "peak_memory_gib": float("inf"),
-                }
-        row["checkpointing_time_ratio"] = row["checkpointing"]["seconds_per_step"] / row["no_checkpointing"]["seconds_per_step"]
-        row["checkpointing_memory_ratio"] = row["checkpointing"]["peak_memory_gib"] / row["no_checkpointing"]["peak_memory_gib"]
-        results[name] = row
-    folder = tempfile.mkdtemp()
-    start = time.perf_counter()
-    save_model_folder(model, tokenizer, f"{folder}/epoch")
-    results["save_seconds"] = time.perf_counter() - start
-    shutil.rmtree(folder)
+        results[name] = measure_profile(model, pairs, tokenizer, args, name, checks)
+    results["save_seconds"] = measure_save(model, tokenizer, checks)
+    results["failed_checks"] = checks.failed
     print(json.dumps(results, indent=2))
     with open(args.out, "w") as f:
         json.dump(results, f, indent=2)
+    checks.exit_if_failed()
 
 
 if __name__ == "__main__":
