@@ -125,7 +125,7 @@ class VLLMEngine:
             include_stop_str_in_output=True,
         )
         outputs = self.llm.generate([TokensPrompt(prompt_token_ids=list(p)) for p in prompt_ids], params, use_tqdm=False)
-        return [_generation(o.outputs[0]) for o in outputs]
+        return [_generation(o.outputs[0], self.tokenizer) for o in outputs]
 
 
 def _tied_names(worker) -> list[str]:
@@ -247,12 +247,15 @@ def _listed(names: Sequence[str], shown: int = 5) -> str:
     return ", ".join(names[:shown]) + more
 
 
-def _generation(completion) -> Generation:
+def _generation(completion, tokenizer) -> Generation:
+    """The answer as the hf engine writes it: the tokens decoded at once (vLLM's own text drops a trailing
+    incomplete UTF-8 character and whatever the last token adds after a stop string)."""
     if completion.finish_reason == "length":
         reason = "length"
     else:
         reason = "refusal" if isinstance(completion.stop_reason, str) else "eos"
-    return Generation(completion.text, len(completion.token_ids), reason)
+    text = tokenizer.decode(completion.token_ids, skip_special_tokens=True)
+    return Generation(text, len(completion.token_ids), reason)
 
 
 def open_engine(name: str, options: EngineOptions):
