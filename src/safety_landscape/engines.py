@@ -6,12 +6,16 @@ W0 every time) and greedy-decodes a batch of tokenized prompts.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Sequence
 
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
 
 from .decoding import Generation, greedy_generate
 from .directions import CheckpointReader
@@ -56,9 +60,17 @@ class HFEngine:
 
 
 class VLLMEngine:
-    """One vLLM engine per job; weights replaced between points through the workers' weight loader
-    (HF tensor names; it maps q/k/v and gate/up onto vLLM's fused parameters), prefix cache reset
-    after every update so no output comes from the previous weights."""
+    """One vLLM engine per job. At every point every checkpoint tensor (W0 + sum_i c_i d_i where a
+    direction touches it, W0 elsewhere) goes through the workers' weight loader with HF tensor names
+    (it maps q/k/v and gate/up onto vLLM's fused parameters); the prefix cache is reset after every
+    update so no output comes from the previous weights.
+
+    vLLM reloads layer by layer and rebuilds a layer from the tensors it is given: a layer given only
+    some of its tensors (q_proj without k_proj and v_proj) would keep uninitialised memory, hence every
+    tensor at every point (beyond the perturbed ones, this sends the tensors the directions leave out,
+    the norms by default: a small share of the weights). Tensors that vLLM holds as one parameter with
+    another (an LM head tied to embed_tokens) are not sent: it loaded them through the other name at
+    start, as transformers does. Every reload is checked (`_reload_checked`)."""
 
     def __init__(self, options: EngineOptions):
         on_gpu = options.device.startswith("cuda")
@@ -82,15 +94,21 @@ class VLLMEngine:
         self.device = "cuda" if on_gpu else "cpu"
         self.store = DirectionStore(self.device, options.offload)
         checkpoint, dtype = CheckpointReader(options.model_path), getattr(torch, options.dtype)
+        self.tied = {name for names in self.llm.collective_rpc(_tied_names) for name in names}
+        self.names = set(checkpoint.names) - self.tied
         self.original = OriginalWeights(lambda name: checkpoint.get(name).to(dtype), self.device, options.offload)
-        self.touched: set[str] = set()
 
     def set_point(self, terms: Sequence[Term]) -> None:
         directions = [(self.store.get(t), t.coefficient) for t in terms]
-        touched, tensors = perturbed_tensors(directions, self.touched, self.original, self.device)
-        self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": list(tensors), "is_checkpoint_format": True})
+        perturbed, tensors = perturbed_tensors(directions, self.names, self.original, self.device)
+        if perturbed & self.tied:
+            raise RuntimeError(
+                f"the directions move {_listed(sorted(perturbed & self.tied))}, which the model ties to another tensor "
+                "(the hf engine refuses them too); exclude them with landscape.exclude_patterns and rerun the directions rule"
+            )
+        reports = self.llm.collective_rpc(_reload_checked, args=(list(tensors),))
         self.llm.reset_prefix_cache()
-        self.touched = touched
+        _check_reload(reports, perturbed)
 
     def generate(
         self, prompt_ids: Sequence[Sequence[int]], max_new_tokens: int, batch_size: int, stop_on_refusal: bool
@@ -107,15 +125,137 @@ class VLLMEngine:
             include_stop_str_in_output=True,
         )
         outputs = self.llm.generate([TokensPrompt(prompt_token_ids=list(p)) for p in prompt_ids], params, use_tqdm=False)
-        return [_generation(o.outputs[0]) for o in outputs]
+        return [_generation(o.outputs[0], self.tokenizer) for o in outputs]
 
 
-def _generation(completion) -> Generation:
+def _tied_names(worker) -> list[str]:
+    """Names under which the worker's model holds a parameter it also holds under an earlier name."""
+    model = worker.get_model()
+    first = dict(model.named_parameters()).keys()
+    return sorted(name for name, _ in model.named_parameters(remove_duplicate=False) if name not in first)
+
+
+@dataclass(frozen=True)
+class ReloadReport:
+    """What one vLLM worker did with the tensors of a point."""
+
+    unread: list[str]  # sent tensors that no operation read: the model's loader skipped them
+    not_reloaded: list[str]  # parameters that received no tensor
+    loaded_twice: list[str]  # names under which one parameter received several tensors
+    reprocessed: list[str]  # names of parameters tied to a reloaded one, whose layers were processed again
+
+
+def _reload_checked(worker, weights: list[tuple[str, torch.Tensor]]) -> ReloadReport:
+    """Worker side of `VLLMEngine.set_point`: reload `weights` in place, process again the layers whose
+    parameter is tied to a reloaded one, and report what was not updated.
+
+    vLLM processes (on the CPU: packs for its GEMM kernels) only the layers that receive a tensor; an LM
+    head tied to embed_tokens receives none, so it would go on computing logits from its packed copy of
+    the previous weights. The checks compare names and storage addresses, never tensor data (Python
+    bookkeeping per tensor and per operation of the reload); processing a tied LM head again repacks it
+    on the CPU (about what loading it costs) and does nothing for an unquantized head on a GPU."""
+    model = worker.get_model()
+    with _ReadStorages() as reads, _loaded_names(model) as loaded:
+        worker.reload_weights(weights_iterator=weights, is_checkpoint_format=True)
+    params = dict(model.named_parameters(remove_duplicate=False))
+    loaded_as: dict[int, list[str]] = {}
+    for name in sorted(loaded & params.keys()):
+        loaded_as.setdefault(id(params[name]), []).append(name)
+    tied = sorted(name for name, p in params.items() if name not in loaded and id(p) in loaded_as)
+    for name in tied:
+        _process_weights(model.get_submodule(name.rpartition(".")[0]))
+    return ReloadReport(
+        unread=sorted(name for name, t in weights if t.untyped_storage().data_ptr() not in reads.storages),
+        not_reloaded=sorted(name for name, p in params.items() if id(p) not in loaded_as),
+        loaded_twice=sorted(name for names in loaded_as.values() if len(names) > 1 for name in names),
+        reprocessed=tied,
+    )
+
+
+def _process_weights(layer) -> None:
+    """Run the layer's post-loading step again (it derives the tensors its kernels use from the parameters)."""
+    method = getattr(layer, "quant_method", None)
+    if method is not None:
+        method.process_weights_after_loading(layer)
+
+
+@contextlib.contextmanager
+def _loaded_names(model) -> Iterator[set[str]]:
+    """The names of the parameters `model.load_weights` reports loaded while the context is open."""
+    loaded: set[str] = set()
+    load = model.load_weights
+
+    def load_and_record(weights):
+        names = load(weights)
+        loaded.update(names or ())
+        return names
+
+    model.load_weights = load_and_record
+    try:
+        yield loaded
+    finally:
+        del model.load_weights
+
+
+class _ReadStorages(TorchDispatchMode):
+    """Storage addresses of the tensors that any torch operation receives while active (a tensor the
+    loader skips is never one of them)."""
+
+    def __init__(self):
+        super().__init__()
+        self.storages: set[int] = set()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        for value in tree_leaves((args, kwargs)):
+            if isinstance(value, torch.Tensor):
+                self.storages.add(value.untyped_storage().data_ptr())
+        return func(*args, **kwargs)
+
+
+def _check_reload(reports: Sequence[ReloadReport], perturbed: set[str]) -> None:
+    """Raise unless every worker read every tensor the directions move and set every parameter from one tensor."""
+    skipped = sorted({name for r in reports for name in r.unread} & perturbed)
+    missed = sorted({name for r in reports for name in r.not_reloaded})
+    twice = sorted({name for r in reports for name in r.loaded_twice})
+    problems = [
+        f"{what} {_listed(names)}"
+        for what, names in (
+            ("its loader skipped the perturbed tensors", skipped),
+            ("no tensor reached its parameters", missed),
+            ("several tensors went into the tied parameters", twice),
+        )
+        if names
+    ]
+    if problems:
+        fix = (
+            "exclude the skipped tensors with landscape.exclude_patterns and rerun the directions rule"
+            if skipped
+            else "use generation.engine: hf"
+        )
+        raise RuntimeError(
+            f"vLLM did not set the weights of this point ({'; '.join(problems)}), so its answers would not be the "
+            f"model's there; {fix}"
+        )
+    tied = sorted({name for r in reports for name in r.reprocessed})
+    if tied:
+        log.info("vLLM: %s tied to a reloaded parameter, processed again (vLLM warns it failed to load them)", _listed(tied))
+
+
+def _listed(names: Sequence[str], shown: int = 5) -> str:
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
+
+
+def _generation(completion, tokenizer) -> Generation:
+    """The answer as the hf engine writes it: the tokens decoded at once (vLLM's own text drops a trailing
+    incomplete UTF-8 character and whatever the last token adds after a stop string)."""
     if completion.finish_reason == "length":
         reason = "length"
     else:
         reason = "refusal" if isinstance(completion.stop_reason, str) else "eos"
-    return Generation(completion.text, len(completion.token_ids), reason)
+    text = tokenizer.decode(completion.token_ids, skip_special_tokens=True)
+    return Generation(text, len(completion.token_ids), reason)
 
 
 def open_engine(name: str, options: EngineOptions):
