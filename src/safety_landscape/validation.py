@@ -33,10 +33,23 @@ def _check_judges(config: dict) -> None:
         )
 
 
+def _check_engine(name: str) -> None:
+    """A user engine ("package.module:ClassName") imports and has the engine interface (the built-in ones need no check)."""
+    if name in ("hf", "vllm"):
+        return
+    from .engines import custom_engine_class  # imports torch: only for user engines
+
+    try:
+        custom_engine_class(name)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+
+
 def check_config(config: dict, workdir: str | Path = ".") -> None:
     """Semantic checks the schema cannot express; raises ConfigError naming the key and the fix."""
     workdir = Path(workdir)
     _check_judges(config)
+    _check_engine(config["generation"]["engine"])
     _check_landscape(config)
     sources = [("model.source", config["model"])]
     for group in ("endpoints", "project"):
