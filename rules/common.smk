@@ -24,7 +24,7 @@ from safety_landscape.plan import (
     reused_points,
     system_prompt_texts,
 )
-from safety_landscape.provenance import script_code_digest
+from safety_landscape.provenance import engine_code_digest, script_code_digest
 from safety_landscape.validation import ConfigError, check_config
 
 

@@ -14,6 +14,7 @@ rule generate:
         f"{RUN}/responses/{{landscape}}/job{{job}}.jsonl",
     params:
         code=code("generate.py", keywords=GENERATION["stop_on_refusal"]),
+        engine_code=engine_code_digest(GENERATION["engine"]),
         points=lambda wc: [{"landscape": p.landscape, "name": p.name, **dict(zip("ab", p.coords))} for p in job_of(wc).points],
         prompts=config["prompts"],
         generation=lambda wc: landscape_generation(LANDSCAPES[wc.landscape]),
@@ -41,6 +42,7 @@ rule generate_checkpoints:
         f"{FT}/responses/{{group}}.jsonl",
     params:
         code=code("generate_checkpoints.py", keywords=GENERATION["stop_on_refusal"]),
+        engine_code=engine_code_digest(GENERATION["engine"]),
         evaluations=lambda wc: [(checkpoint_manifest(c), c, EVAL_SETS[s]) for c, s in evaluations_of(wc.group)],
         generation=GENERATION,
         cache=f"{CACHE}/responses",

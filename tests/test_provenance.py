@@ -14,7 +14,7 @@ import pytest
 from conftest import REPO
 from safety_landscape import provenance
 from safety_landscape.io import read_cache_entry, read_jsonl, write_cache_entry
-from safety_landscape.provenance import code_digest, imported_modules, module_closure
+from safety_landscape.provenance import code_digest, engine_code_digest, imported_modules, module_closure
 from test_workflow import make_workdir
 
 
@@ -145,3 +145,13 @@ def test_an_edited_module_reruns_exactly_the_rules_and_cache_entries_that_use_it
     # the metrics: only the tables and what is drawn from them
     edit(package / "metrics.py", '"""', '"""A changed docstring. ')
     assert planned(tree_copy, workdir) == downstream
+
+
+def test_a_custom_engine_module_is_part_of_the_generation_code(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "my_engine_mod.py").write_text("class Engine: pass\n")
+    before = engine_code_digest("my_engine_mod:Engine")
+    (tmp_path / "my_engine_mod.py").write_text("class Engine: pass  # edited\n")
+    assert engine_code_digest("my_engine_mod:Engine") != before and engine_code_digest("hf") == ""
+    with pytest.raises(ValueError, match="no such module; install its package"):
+        engine_code_digest("no_such_engine_mod:Engine")

@@ -19,10 +19,10 @@ from . import __version__
 from .decoding import render_prompts
 from .engines import EngineOptions, open_engine
 from .gpus import claim_gpus, visible_gpus
-from .io import read_cache_entry, write_cache_entry, write_jsonl
+from .io import read_cache_entry, sha256_json, write_cache_entry, write_jsonl
 from .modeling import resolve_device, resolve_dtype
 from .points import LABEL_KEYS, Term, job_results, point_key
-from .provenance import code_digest
+from .provenance import code_digest, engine_code_digest
 
 log = logging.getLogger(__name__)
 
@@ -44,15 +44,17 @@ class DecodingSettings:
         return fields
 
 
-def generation_code_digest(stop_on_refusal: bool) -> str:
-    """Digest of the code that generates responses; the refusal keywords count only when they stop decoding."""
-    return code_digest("generate", ignore=() if stop_on_refusal else ("refusals",))
+def generation_code_digest(settings: DecodingSettings) -> str:
+    """Digest of the code that generates responses (a custom engine's module included); the refusal
+    keywords count only when they stop decoding."""
+    package = code_digest("generate", ignore=() if settings.stop_on_refusal else ("refusals",))
+    return sha256_json([package, engine_code_digest(settings.engine)])
 
 
 def response_cache_key(model_digest: str, terms: Sequence[Term], prompts_digest: str, settings: DecodingSettings) -> str:
     """Identity of a point's responses: weights (model + nonzero terms), prompts, decoding settings and
     the code that generates them."""
-    code = generation_code_digest(settings.stop_on_refusal)
+    code = generation_code_digest(settings)
     return point_key(model_digest, terms, prompts=prompts_digest, decoding=settings.cache_fields(), code=code)
 
 
@@ -161,7 +163,7 @@ def generate_records(
         "prompts_digest": prompts_digest,
         "decoding": asdict(settings),
         "package_version": __version__,
-        "code_digest": generation_code_digest(settings.stop_on_refusal),
+        "code_digest": generation_code_digest(settings),
     }
     log.info(
         "%d responses, %d tokens, update %.2f s, generation %.2f s",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import importlib.util
 from functools import lru_cache
 from pathlib import Path
 
@@ -69,3 +70,14 @@ def script_code_digest(script: str | Path, ignore: tuple[str, ...] = ()) -> str:
     source = Path(script).read_text(encoding="utf-8")
     package = code_digest(*sorted(imported_modules(source)), ignore=ignore)
     return hashlib.sha256(f"{package}\0{source}".encode()).hexdigest()
+
+
+def engine_code_digest(engine: str) -> str:
+    """Digest of a custom engine's module source ("package.module:ClassName"); "" for built-in engines,
+    whose code the package digest covers."""
+    if ":" not in engine:
+        return ""
+    spec = importlib.util.find_spec(engine.partition(":")[0])
+    if spec is None or spec.origin is None:
+        raise ValueError(f"generation.engine {engine!r}: no such module; install its package or add its folder to PYTHONPATH")
+    return hashlib.sha256(Path(spec.origin).read_bytes()).hexdigest()
