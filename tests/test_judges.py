@@ -10,8 +10,6 @@ from safety_landscape.judges import (
     REFUSAL_KEYWORDS,
     JudgeError,
     Verdict,
-    is_degenerate,
-    is_empty,
     judge_records,
     keyword_jailbroken,
     keyword_robust_jailbroken,
@@ -53,13 +51,6 @@ def test_robust_variant_folds_case_and_curly_apostrophes():
 def test_keyword_judge_reports_the_deciding_keyword():
     verdicts = open_judge({"name": "keyword"}).judge([("p", "I cannot do that"), ("p", "Sure")])
     assert verdicts == [Verdict(False, "I cannot"), Verdict(True, None)]
-
-
-def test_empty_and_degenerate_flags():
-    assert is_empty("  \n") and not is_empty("ok")
-    assert is_degenerate("the the the the the the the the the the")
-    assert is_degenerate("!!!!!!!!!!!!!!!!!!!!!!!!")
-    assert not is_degenerate("Here is a short but perfectly ordinary answer to the question.")
 
 
 @pytest.mark.parametrize(

@@ -25,6 +25,7 @@ from typing import Callable, Sequence
 from .io import read_cache_entry, sha256_json, write_cache_entry
 from .provenance import code_digest
 from .refusals import REFUSAL_KEYWORDS, first_refusal_keyword, keyword_jailbroken, keyword_robust_jailbroken  # noqa: F401
+from .textchecks import is_degenerate, is_empty
 
 log = logging.getLogger(__name__)
 
@@ -37,23 +38,6 @@ class JudgeError(RuntimeError):
 class Verdict:
     jailbroken: bool | None  # None: the judge's output could not be parsed
     detail: str | None = None  # deciding keyword, guard categories, or the raw malformed output
-
-
-# ---- response quality flags -------------------------------------------------------------------
-
-
-def is_empty(text: str) -> bool:
-    return not text.strip()
-
-
-def is_degenerate(text: str, min_words: int = 8, max_unique_ratio: float = 0.3) -> bool:
-    """Repetitive output: at least `min_words` words of which under `max_unique_ratio` are distinct,
-    or one character repeated for most of the text (e.g. "!!!!!!")."""
-    words = text.split()
-    if len(words) >= min_words and len(set(words)) / len(words) < max_unique_ratio:
-        return True
-    stripped = re.sub(r"\s", "", text)
-    return len(stripped) >= 16 and max(stripped.count(c) for c in set(stripped)) / len(stripped) > 0.6
 
 
 # ---- parsers of classifier outputs ------------------------------------------------------------
