@@ -68,11 +68,12 @@ class FinetuneSettings:
 
 
 def prepare_for_training(model, settings: FinetuneSettings):
-    """Unfreeze every parameter (full) or wrap the model with LoRA adapters; optionally turn on
-    gradient checkpointing. Returns the model to train."""
+    """Unfreeze every parameter (full) or wrap the model with LoRA adapters (initialised from the
+    training seed); optionally turn on gradient checkpointing. Returns the model to train."""
     if settings.method == "lora":
         from peft import LoraConfig, get_peft_model
 
+        torch.manual_seed(settings.sft.seed)
         for p in model.parameters():
             p.requires_grad_(False)
         lora = settings.lora
