@@ -39,6 +39,7 @@ rule finetune:
         system_prompt=GENERATION["system_prompt"],
         trust_remote_code=config["model"]["trust_remote_code"],
         gpu_locks=f"{CACHE}/gpu-locks",
+        checkpoints=f"{CACHE}/finetune",  # every epoch and the state to resume from, beyond the outputs a failed job loses
     threads: config["finetune"]["threads"]
     resources:
         gpu=0 if config["finetune"]["device"] == "cpu" else 1,

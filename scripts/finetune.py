@@ -1,12 +1,18 @@
-"""Finetune the measured model on one dataset and save a safetensors checkpoint after every epoch."""
+"""Finetune the measured model on one dataset and save a safetensors checkpoint after every epoch.
+
+Every epoch's model and the state to go on from it are kept in the cache, in a folder named by the
+digest of everything that determines training: a killed job, rerun, resumes after its last finished
+epoch. The checkpoints of this job's outputs are hard links to the cached epochs."""
+
+from pathlib import Path
 
 import torch
 
-from safety_landscape.finetune import FinetuneSettings, finetune
+from safety_landscape.finetune import FinetuneSettings, finetune, publish_epoch
 from safety_landscape.gpus import claim_gpus, visible_gpus
-from safety_landscape.io import log_to_file, read_json, read_jsonl, write_json
+from safety_landscape.io import log_to_file, read_json, read_jsonl, sha256_file, sha256_json, write_json
 from safety_landscape.modeling import folder_digest, load_model, load_tokenizer, resolve_device, resolve_dtype
-from safety_landscape.training import SFTSettings, save_model_folder
+from safety_landscape.training import SFTSettings
 
 log_to_file(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
@@ -28,14 +34,22 @@ settings = FinetuneSettings(
     if ft["gradient_checkpointing"] is not None
     else device.startswith("cuda"),
 )
+identity = {
+    "model": base["digest"],
+    "model_config": sha256_file(Path(base["path"]) / "config.json"),
+    "pairs": sha256_file(snakemake.input.pairs),
+    "settings": ft,
+    "system_prompt": p.system_prompt,
+    "device": device,
+    "dtype": dtype,
+}
+checkpoints = Path(p.checkpoints) / sha256_json(identity)
+losses = finetune(model, tokenizer, read_jsonl(snakemake.input.pairs), settings, checkpoints, identity)
 out = snakemake.output
-
-
-def save_epoch(epoch, trained):
-    folder = out.models[epoch - 1]
-    save_model_folder(trained, tokenizer, folder)
+for epoch, (folder, manifest) in enumerate(zip(out.models, out.manifests, strict=True), start=1):
+    publish_epoch(checkpoints, epoch, tokenizer, folder)
     write_json(
-        out.manifests[epoch - 1],
+        manifest,
         {
             "source": base["path"],
             "kind": "finetuned",
@@ -48,9 +62,6 @@ def save_epoch(epoch, trained):
             "base_digest": base["digest"],
         },
     )
-
-
-losses = finetune(model, tokenizer, read_jsonl(snakemake.input.pairs), settings, save_epoch)
 write_json(
     out.training, {"dataset": snakemake.wildcards.dataset, "device": device, "dtype": dtype, "settings": ft, "losses": losses}
 )

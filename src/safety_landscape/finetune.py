@@ -4,21 +4,27 @@ Datasets: "harmful" = the first N AdvBench (goal, target) pairs of a row range k
 evaluation prompts; "mix" = those N pairs plus N harmful goals answered with refusals (written by
 the model itself, or cycled from templates); "jsonl" = the user's {prompt, response} pairs.
 Training is the supervised finetuning of training.py (loss on the response only), on every
-parameter ("full") or on LoRA adapters (merged into the saved checkpoints).
+parameter ("full") or on LoRA adapters (merged into the saved checkpoints). Every epoch's model and
+the state to go on from it are kept in a checkpoint folder: a killed finetune resumes after its last
+finished epoch.
 """
 
 from __future__ import annotations
 
 import copy
 import logging
-from dataclasses import dataclass, field
-from typing import Callable, Sequence
+import os
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Sequence
 
 import torch
 
 from .decoding import model_answers
+from .io import atomic_folder
 from .refusals import keyword_jailbroken
-from .training import SFTSettings, supervised_finetune
+from .training import EpochCheckpoints, SFTSettings, epoch_folder, supervised_finetune
 
 log = logging.getLogger(__name__)
 
@@ -68,11 +74,12 @@ class FinetuneSettings:
 
 
 def prepare_for_training(model, settings: FinetuneSettings):
-    """Unfreeze every parameter (full) or wrap the model with LoRA adapters; optionally turn on
-    gradient checkpointing. Returns the model to train."""
+    """Unfreeze every parameter (full) or wrap the model with LoRA adapters (initialised from the
+    training seed); optionally turn on gradient checkpointing. Returns the model to train."""
     if settings.method == "lora":
         from peft import LoraConfig, get_peft_model
 
+        torch.manual_seed(settings.sft.seed)
         for p in model.parameters():
             p.requires_grad_(False)
         lora = settings.lora
@@ -102,13 +109,33 @@ def plain_model(model):
 
 
 def finetune(
-    model, tokenizer, pairs: Sequence[dict], settings: FinetuneSettings, save_epoch: Callable[[int, object], None]
+    model, tokenizer, pairs: Sequence[dict], settings: FinetuneSettings, folder: str | os.PathLike, identity: dict
 ) -> list[float]:
-    """Finetune and hand every epoch's model (plain, see `plain_model`) to `save_epoch(epoch, model)`."""
+    """Finetune, keeping every epoch's model (plain, see `plain_model`; no tokenizer) in `folder/epoch<k>/`
+    and the state to go on from it in `folder` (see `EpochCheckpoints`). `identity` names what determines
+    training besides the pairs and settings (the model's digest); a rerun of the same training goes on
+    after the last finished epoch. Returns every step's loss."""
     trained = prepare_for_training(model, settings)
 
-    def save(epoch: int) -> None:
+    def save_model(epoch: int, out: Path) -> None:
         with torch.no_grad():
-            save_epoch(epoch, plain_model(trained))
+            plain_model(trained).save_pretrained(out, safe_serialization=True)
 
-    return supervised_finetune(trained, tokenizer, pairs, settings.sft, on_epoch_end=save)
+    with EpochCheckpoints(folder, {"identity": identity, "finetune": asdict(settings)}, save_model) as checkpoints:
+        return supervised_finetune(trained, tokenizer, pairs, settings.sft, checkpoints)
+
+
+def publish_epoch(folder: str | os.PathLike, epoch: int, tokenizer, out_dir: str | os.PathLike) -> None:
+    """Write `out_dir` (atomically): the model of `epoch` in the checkpoint folder, its files hard-linked
+    (copied across file systems), with the tokenizer."""
+    with atomic_folder(out_dir) as tmp:
+        for path in sorted(epoch_folder(folder, epoch).iterdir()):
+            _link_or_copy(path, tmp / path.name)
+        tokenizer.save_pretrained(tmp)
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    try:
+        os.link(source, target)
+    except OSError:  # another file system, or one without hard links
+        shutil.copyfile(source, target)
