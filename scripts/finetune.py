@@ -42,6 +42,7 @@ identity = {
     "system_prompt": p.system_prompt,
     "device": device,
     "dtype": dtype,
+    "code": p.code,  # the script and the package code it runs
 }
 checkpoints = Path(p.checkpoints) / sha256_json(identity)
 losses = finetune(model, tokenizer, read_jsonl(snakemake.input.pairs), settings, checkpoints, identity)
