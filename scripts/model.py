@@ -1,16 +1,23 @@
-"""Resolve a configured model to a local safetensors folder and write its manifest."""
+"""Resolve a configured model to a local safetensors folder and write its manifest (a hub model's commit included)."""
 
 from safety_landscape.io import log_to_file, write_json
-from safety_landscape.modeling import folder_digest, materialize_source, resolve_source, with_chat_template
+from safety_landscape.modeling import folder_digest, materialize_source, pin_revision, resolve_source, with_chat_template
 
 log_to_file(snakemake.log[0])
 spec = snakemake.params.spec
-source = resolve_source(spec["source"], spec.get("gguf_file"))
+source = pin_revision(resolve_source(spec["source"], spec.get("gguf_file"), revision=spec.get("revision")))
 folder = materialize_source(source, snakemake.params.convert_dir, spec.get("trust_remote_code", False))
 if spec.get("chat_template"):
     folder = with_chat_template(
         folder, spec["chat_template"], snakemake.params.template_dir, spec.get("trust_remote_code", False)
     )
 write_json(
-    snakemake.output.manifest, {"source": spec["source"], "kind": source.kind, "path": folder, "digest": folder_digest(folder)}
+    snakemake.output.manifest,
+    {
+        "source": spec["source"],
+        "kind": source.kind,
+        "revision": source.revision,
+        "path": folder,
+        "digest": folder_digest(folder),
+    },
 )

@@ -6,7 +6,7 @@ import importlib.util
 import logging
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .io import atomic_folder, sha256_file, sha256_json
@@ -15,6 +15,16 @@ log = logging.getLogger(__name__)
 
 PYPI_PREFIX = "pypi:"
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+_COMMIT = re.compile(r"^[0-9a-f]{40}$")
+
+# What transformers loads from a hub model: configs (model, generation, tokenizer) and the weights'
+# index, chat templates (chat_template.jinja, additional_chat_templates/), tokenizer vocabularies
+# (tokenizer.json, SentencePiece *.model, merges.txt, vocab.txt, *.tiktoken) and the safetensors weights,
+# one file or shards. Model code (*.py) only with trust_remote_code; pickle files never.
+HUB_FILES = ["*.json", "*.jinja", "tokenizer*", "*.model", "*.txt", "*.tiktoken", "model*.safetensors"]
+REMOTE_CODE_FILES = ["*.py"]
+PICKLE_FILES = ["*.bin", "*.pt", "*.pth", "*.pkl", "*.pickle", "*.ckpt"]
+SAFETENSORS_WEIGHTS = ("model.safetensors", "model.safetensors.index.json")
 
 
 class ModelSpecError(ValueError):
@@ -26,16 +36,28 @@ class ResolvedSource:
     kind: str  # "folder", "gguf" or "hub"
     location: str  # folder path, GGUF file path, or hub id
     gguf_file: str | None = None
+    revision: str | None = None  # hub only: branch, tag or commit (None: main); a commit once pinned
 
 
-def resolve_source(source: str, gguf_file: str | None = None, key: str = "model.source") -> ResolvedSource:
-    """Classify a model source without loading anything: a PyPI package with a GGUF, a folder, a .gguf, or a hub id.
+def resolve_source(
+    source: str, gguf_file: str | None = None, key: str = "model.source", revision: str | None = None
+) -> ResolvedSource:
+    """Classify a model source without loading anything: a PyPI package with a GGUF, a folder, a .gguf, or a hub id
+    (at `revision`, which only a hub id takes).
 
     `key` names the config key in error messages."""
     try:
-        return _resolve_source(source, gguf_file)
+        resolved = _resolve_source(source, gguf_file)
     except ModelSpecError as err:
         raise ModelSpecError(str(err).replace("model.source", key, 1)) from None
+    if revision is None:
+        return resolved
+    if resolved.kind != "hub":
+        raise ModelSpecError(
+            f"model.revision: {revision!r} is set, but {key} {source!r} is a local {resolved.kind}, not a hub id; "
+            "set model.revision: null"
+        )
+    return replace(resolved, revision=revision)
 
 
 def _resolve_source(source: str, gguf_file: str | None) -> ResolvedSource:
@@ -75,14 +97,66 @@ def _gguf_from_package(package: str, gguf_file: str | None) -> ResolvedSource:
     return ResolvedSource("gguf", str(folder / candidates[0]))
 
 
+def pin_revision(src: ResolvedSource) -> ResolvedSource:
+    """A hub source at the commit its revision names now (None: the main branch), once the hub confirms
+    that the repository holds safetensors weights there; other sources as they are."""
+    if src.kind != "hub":
+        return src
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError, RevisionNotFoundError
+
+    revision = src.revision or "main"
+    try:
+        info = HfApi().model_info(src.location, revision=src.revision)
+    except GatedRepoError:
+        raise ModelSpecError(
+            f"model.source: hub model {src.location!r} is gated; accept its terms on the hub, then log in "
+            "(`hf auth login` or the HF_TOKEN environment variable)"
+        ) from None
+    except RevisionNotFoundError:
+        raise ModelSpecError(
+            f"model.revision: {revision!r} is no branch, tag or commit of hub model {src.location!r}; "
+            "fix it, or set null for the main branch"
+        ) from None
+    except RepositoryNotFoundError:
+        raise ModelSpecError(
+            f"model.source: hub model {src.location!r} does not exist or is private; fix the id, or log in "
+            "(`hf auth login` or the HF_TOKEN environment variable)"
+        ) from None
+    files = {sibling.rfilename for sibling in info.siblings or []}
+    if not files & set(SAFETENSORS_WEIGHTS):
+        raise ModelSpecError(
+            f"model.source: hub model {src.location!r} has no safetensors weights ({' or '.join(SAFETENSORS_WEIGHTS)}) "
+            f"at revision {revision!r} ({info.sha}), and pickle weights are never loaded; set model.revision to a "
+            "revision that has them (such as the safetensors conversion's refs/pr/<number>), or save the model with "
+            "save_pretrained(safe_serialization=True) and set model.source to that folder"
+        )
+    log.info("hub model %s: revision %s is commit %s", src.location, revision, info.sha)
+    return replace(src, revision=info.sha)
+
+
+def hub_patterns(trust_remote_code: bool) -> tuple[list[str], list[str]]:
+    """The (allow, ignore) file patterns of a hub download: what transformers loads, never pickle files."""
+    return HUB_FILES + (REMOTE_CODE_FILES if trust_remote_code else []), PICKLE_FILES
+
+
+def download_hub_model(src: ResolvedSource, trust_remote_code: bool = False) -> str:
+    """The hub cache's folder of a hub model at its pinned commit (see `pin_revision`), downloaded when missing."""
+    if not _COMMIT.match(src.revision or ""):
+        raise ValueError(f"hub model {src.location!r}: revision {src.revision!r} is no commit; pin it with pin_revision first")
+    from huggingface_hub import snapshot_download
+
+    allow, ignore = hub_patterns(trust_remote_code)
+    return snapshot_download(src.location, revision=src.revision, allow_patterns=allow, ignore_patterns=ignore)
+
+
 def materialize_source(src: ResolvedSource, out_dir: str | os.PathLike, trust_remote_code: bool = False) -> str:
-    """Return a local HF folder for `src`, converting GGUF to safetensors under `out_dir` when needed."""
+    """Return a local HF folder for `src` (a hub source pinned with `pin_revision`), converting GGUF to
+    safetensors under `out_dir` when needed."""
     if src.kind == "folder":
         return src.location
     if src.kind == "hub":
-        from huggingface_hub import snapshot_download
-
-        return snapshot_download(src.location, allow_patterns=["*.json", "*.safetensors", "tokenizer*", "*.model", "*.txt"])
+        return download_hub_model(src, trust_remote_code)
     return convert_gguf(src.location, out_dir)
 
 
