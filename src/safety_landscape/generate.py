@@ -115,8 +115,9 @@ def generate_job(
         return cache_dir / f"{response_cache_key(model_digest, terms, prompts_digest, settings)}.json"
 
     records = []
-    for label, result in job_results(points_dir, job, model_digest, cache_file, respond):
+    for done, (label, result) in enumerate(job_results(points_dir, job, model_digest, cache_file, respond), start=1):
         records += [{key: value for key, value in r.items() if key not in LABEL_KEYS} | label for r in result]
+        log.info("point %d of %d done (%s)", done, len(job), ", ".join(f"{key} {value}" for key, value in label.items()))
     write_jsonl(out, records)
 
 
@@ -165,12 +166,14 @@ def generate_records(
         "package_version": __version__,
         "code_digest": generation_code_digest(settings),
     }
+    tokens, seconds = sum(g.num_tokens for g in gens), max(time.perf_counter() - updated, 1e-6)
     log.info(
-        "%d responses, %d tokens, update %.2f s, generation %.2f s",
+        "%d responses, %d tokens in %.2f s (%.1f tokens/s), weight update %.2f s",
         len(gens),
-        sum(g.num_tokens for g in gens),
+        tokens,
+        seconds,
+        tokens / seconds,
         updated - start,
-        time.perf_counter() - updated,
     )
     return [
         {

@@ -175,8 +175,15 @@ class EndpointJudge:
         raise JudgeError(f"judges: endpoint {self.url} failed {retries + 1} times (last: {failure}); is it running?")
 
     def judge(self, pairs: Sequence[tuple[str, str]]) -> list[Verdict]:
+        """Verdicts in the order of `pairs`, asked concurrently; logs progress about every tenth of them."""
+        log_every, began, verdicts = max(1, len(pairs) // 10), time.perf_counter(), []
         with ThreadPoolExecutor(max_workers=self.spec.get("concurrency", 8)) as pool:
-            return list(pool.map(lambda pr: self._request(*pr), pairs))
+            for verdict in pool.map(lambda pr: self._request(*pr), pairs):
+                verdicts.append(verdict)
+                if len(verdicts) % log_every == 0 or len(verdicts) == len(pairs):
+                    rate = len(verdicts) / (time.perf_counter() - began)
+                    log.info("endpoint %s: %d of %d responses judged (%.1f/s)", self.url, len(verdicts), len(pairs), rate)
+        return verdicts
 
 
 def _message_content(payload: dict, url: str) -> str:
@@ -228,7 +235,11 @@ def judge_records(judge, spec: dict, records: Sequence[dict], cache_root: str | 
     cached = {k: v for k in set(keys) if (v := read_cache_entry(cache / f"{k}.json")) is not None}
     todo = {k: (r["prompt"], r["response"]) for r, k in zip(records, keys) if k not in cached}
     if todo:
+        log.info("%s: %d of %d responses to judge (the others are cached or repeats)", spec["id"], len(todo), len(records))
+        began = time.perf_counter()
         verdicts = judge.judge(list(todo.values()))
+        seconds = max(time.perf_counter() - began, 1e-6)
+        log.info("%s: %d responses judged in %.1f s (%.1f/s)", spec["id"], len(todo), seconds, len(todo) / seconds)
         for key, verdict in zip(todo, verdicts, strict=True):
             cached[key] = {"jailbroken": verdict.jailbroken, "detail": verdict.detail}
             write_cache_entry(cache / f"{key}.json", cached[key])

@@ -9,6 +9,7 @@ import logging
 import math
 import os
 import re
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -101,26 +102,43 @@ def _schedule(optimizer, settings: SFTSettings, steps: int) -> torch.optim.lr_sc
 
 
 def _train_epoch(model, examples, run: _Run, settings: SFTSettings, pad_id: int, bar: tqdm, epoch: int) -> list[float]:
-    """One pass over `examples` in the run's next random order. Returns every step's loss."""
+    """One pass over `examples` in the run's next random order. Returns every step's loss; logs the
+    loss and learning rate of about ten steps per epoch, and the epoch's mean loss."""
     params = list(run.trained.values())
     device = params[0].device
     order = torch.randperm(len(examples), generator=run.generator).tolist()
+    starts = range(0, len(order), settings.batch_size)
+    log_every = max(1, len(starts) // 10)
+    began = time.perf_counter()
     losses = []
-    for start in range(0, len(order), settings.batch_size):
+    for step, start in enumerate(starts, start=1):
         batch = _collate([examples[i] for i in order[start : start + settings.batch_size]], pad_id)
         loss = model(**{k: v.to(device) for k, v in batch.items()}).loss
         loss.backward()
         if settings.max_grad_norm is not None:
             torch.nn.utils.clip_grad_norm_(params, settings.max_grad_norm)
+        lr = run.optimizer.param_groups[0]["lr"]
         run.optimizer.step()
         if settings.scheduler != "step":
             run.scheduler.step()
         run.optimizer.zero_grad(set_to_none=True)
         losses.append(loss.item())
-        bar.set_postfix(epoch=epoch, loss=f"{losses[-1]:.3f}", lr=f"{run.optimizer.param_groups[0]['lr']:.2e}")
+        bar.set_postfix(epoch=epoch, loss=f"{losses[-1]:.3f}", lr=f"{lr:.2e}")
         bar.update()
+        if step % log_every == 0 or step == len(starts):
+            log.info(
+                "epoch %d of %d, step %d of %d: loss %.4f, lr %.2e", epoch, settings.epochs, step, len(starts), losses[-1], lr
+            )
     if settings.scheduler == "step":
         run.scheduler.step()
+    log.info(
+        "epoch %d of %d done in %.1f s: mean loss %.4f over %d steps",
+        epoch,
+        settings.epochs,
+        time.perf_counter() - began,
+        sum(losses) / len(losses),
+        len(losses),
+    )
     return losses
 
 
@@ -149,7 +167,8 @@ def supervised_finetune(
         fingerprint = checkpoints.fingerprint(examples, settings, trained)
         done, losses = checkpoints.restore(fingerprint, run, settings.epochs)
     model.train()
-    with tqdm(total=steps, initial=len(losses), desc="finetune", mininterval=5) as bar:
+    # The bar shows on a terminal only (disable=None); a job's log gets the progress lines of _train_epoch.
+    with tqdm(total=steps, initial=len(losses), desc="finetune", mininterval=5, disable=None) as bar:
         for epoch in range(done + 1, settings.epochs + 1):
             losses += _train_epoch(model, examples, run, settings, tokenizer.pad_token_id, bar, epoch)
             if checkpoints is not None:
