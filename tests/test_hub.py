@@ -144,12 +144,12 @@ runpy.run_path(sys.argv[3], init_globals={"snakemake": snakemake})
 """
 
 
-def run_model_script(hub: LocalHub, spec: dict, out: Path) -> subprocess.CompletedProcess:
+def run_model_script(hub: LocalHub, spec: dict, out: Path, offline: bool = False) -> subprocess.CompletedProcess:
     """scripts/model.py as the model rule runs it, with `hub` as the hub and its cache under `out`."""
     env = os.environ | {
         "HF_ENDPOINT": hub.url,
         "HF_HUB_CACHE": str(out / "hub-cache"),
-        "HF_HUB_OFFLINE": "0",
+        "HF_HUB_OFFLINE": "1" if offline else "0",
         "HF_HUB_DISABLE_TELEMETRY": "1",
         "PYTHONPATH": str(REPO / "src"),
     }
@@ -200,11 +200,12 @@ def test_hub_model_is_downloaded_at_its_commit_and_recorded(
 
 
 @pytest.mark.parametrize(
-    "source, revision, message",
+    "source, revision, offline, message",
     [
         (
             "org/pickle-only",
             None,
+            False,
             "model.source: hub model 'org/pickle-only' has no safetensors weights (model.safetensors or "
             f"model.safetensors.index.json) at revision 'main' ({MAIN}), and pickle weights are never loaded; set "
             "model.revision to a revision that has them (such as the safetensors conversion's refs/pr/<number>), or save "
@@ -213,24 +214,36 @@ def test_hub_model_is_downloaded_at_its_commit_and_recorded(
         (
             "org/tiny",
             "v2",
+            False,
             "model.revision: 'v2' is no branch, tag or commit of hub model 'org/tiny'; fix it, or set null for the main branch",
         ),
         (
             "org/missing",
             None,
+            False,
             "model.source: hub model 'org/missing' does not exist or is private; fix the id, or log in "
             "(`hf auth login` or the HF_TOKEN environment variable)",
         ),
         (
             "org/gated",
             None,
+            False,
             "model.source: hub model 'org/gated' is gated; accept its terms on the hub, then log in "
             "(`hf auth login` or the HF_TOKEN environment variable)",
         ),
+        (
+            "org/tiny",
+            None,
+            True,
+            "model.source: hub model 'org/tiny' needs the hub to resolve revision 'main', and HF_HUB_OFFLINE is set; "
+            "unset it, or set model.source to a local copy of the model (such as the path in its manifest)",
+        ),
     ],
 )
-def test_hub_model_that_cannot_be_used_fails_before_any_download_naming_the_fix(hub, tmp_path, source, revision, message):
-    run = run_model_script(hub, {"name": "m", "source": source, "revision": revision}, tmp_path)
+def test_hub_model_that_cannot_be_used_fails_before_any_download_naming_the_fix(
+    hub, tmp_path, source, revision, offline, message
+):
+    run = run_model_script(hub, {"name": "m", "source": source, "revision": revision}, tmp_path, offline)
     assert run.returncode == 1
     last_line = (tmp_path / "model.log").read_text().rstrip().splitlines()[-1]
     assert last_line == f"safety_landscape.modeling.ModelSpecError: {message}"

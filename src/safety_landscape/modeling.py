@@ -102,27 +102,8 @@ def pin_revision(src: ResolvedSource) -> ResolvedSource:
     that the repository holds safetensors weights there; other sources as they are."""
     if src.kind != "hub":
         return src
-    from huggingface_hub import HfApi
-    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError, RevisionNotFoundError
-
     revision = src.revision or "main"
-    try:
-        info = HfApi().model_info(src.location, revision=src.revision)
-    except GatedRepoError:
-        raise ModelSpecError(
-            f"model.source: hub model {src.location!r} is gated; accept its terms on the hub, then log in "
-            "(`hf auth login` or the HF_TOKEN environment variable)"
-        ) from None
-    except RevisionNotFoundError:
-        raise ModelSpecError(
-            f"model.revision: {revision!r} is no branch, tag or commit of hub model {src.location!r}; "
-            "fix it, or set null for the main branch"
-        ) from None
-    except RepositoryNotFoundError:
-        raise ModelSpecError(
-            f"model.source: hub model {src.location!r} does not exist or is private; fix the id, or log in "
-            "(`hf auth login` or the HF_TOKEN environment variable)"
-        ) from None
+    info = _hub_model_info(src.location, src.revision)
     files = {sibling.rfilename for sibling in info.siblings or []}
     if not files & set(SAFETENSORS_WEIGHTS):
         raise ModelSpecError(
@@ -133,6 +114,34 @@ def pin_revision(src: ResolvedSource) -> ResolvedSource:
         )
     log.info("hub model %s: revision %s is commit %s", src.location, revision, info.sha)
     return replace(src, revision=info.sha)
+
+
+def _hub_model_info(repo_id: str, revision: str | None):
+    """The hub's information on a model at `revision` (commit and files); the errors name the fix."""
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import GatedRepoError, OfflineModeIsEnabled, RepositoryNotFoundError, RevisionNotFoundError
+
+    login = "(`hf auth login` or the HF_TOKEN environment variable)"
+    try:
+        return HfApi().model_info(repo_id, revision=revision)
+    except OfflineModeIsEnabled:
+        raise ModelSpecError(
+            f"model.source: hub model {repo_id!r} needs the hub to resolve revision {revision or 'main'!r}, and HF_HUB_OFFLINE "
+            "is set; unset it, or set model.source to a local copy of the model (such as the path in its manifest)"
+        ) from None
+    except GatedRepoError:
+        raise ModelSpecError(
+            f"model.source: hub model {repo_id!r} is gated; accept its terms on the hub, then log in {login}"
+        ) from None
+    except RevisionNotFoundError:
+        raise ModelSpecError(
+            f"model.revision: {revision!r} is no branch, tag or commit of hub model {repo_id!r}; "
+            "fix it, or set null for the main branch"
+        ) from None
+    except RepositoryNotFoundError:
+        raise ModelSpecError(
+            f"model.source: hub model {repo_id!r} does not exist or is private; fix the id, or log in {login}"
+        ) from None
 
 
 def hub_patterns(trust_remote_code: bool) -> tuple[list[str], list[str]]:
