@@ -110,6 +110,13 @@ def test_missing_model_path_names_the_key(tmp_path):
         resolve_source(str(tmp_path))
 
 
+def test_a_revision_on_a_local_model_is_refused_before_any_work():
+    config = default_config()
+    config["model"]["revision"] = "v1.0"
+    with pytest.raises(ConfigError, match="model.revision: 'v1.0' is set, but model.source .* is a local"):
+        check_config(config, REPO)
+
+
 def test_bad_prompt_files_are_refused(tmp_path):
     (tmp_path / "empty.csv").write_text("goal,target\n")
     (tmp_path / "blank.csv").write_text('goal,target\n"a",b\n"",c\n')

@@ -56,7 +56,7 @@ def check_config(config: dict, workdir: str | Path = ".") -> None:
         sources += [(f"landscape.{group}[{i}].source", entry) for i, entry in enumerate(config["landscape"][group])]
     for key, spec in sources:
         try:
-            resolve_source(spec["source"], spec.get("gguf_file"), key)
+            resolve_source(spec["source"], spec.get("gguf_file"), key, spec.get("revision"))
         except ValueError as err:
             raise ConfigError(str(err)) from None
     model_specs(config)
