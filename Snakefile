@@ -29,6 +29,22 @@ include: "rules/export.smk"
 include: "rules/bundle.smk"
 
 
+# Rules that read tables and judgments and write small files run in the Snakemake process itself,
+# not as cluster jobs. Every rule that reads or writes weights, generates or judges is a job, the
+# model rule too: it may download or convert a checkpoint, and it hashes the weights.
+localrules:
+    all,
+    visage,
+    figures,
+    capability_table,
+    capability_figures,
+    finetune_tables,
+    finetune_figures,
+    system_prompt_tables,
+    system_prompt_figures,
+    bundle,
+
+
 rule all:
     input:
         all_targets(),

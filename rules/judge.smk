@@ -3,6 +3,11 @@
 # or checkpoint and evaluation set).
 
 
+# A judge job takes a GPU for a classifier model unless the judge's device is the CPU; keyword and
+# endpoint judges need none.
+CLASSIFIER_JUDGES = ("guard", "harmbench-cls")
+
+
 rule judge:
     input:
         lambda wc: job_files("responses", [wc.landscape]),
@@ -12,6 +17,8 @@ rule judge:
         code=code("judge.py"),
         spec=lambda wc: JUDGES[wc.judge],
         cache=f"{CACHE}/judgments",
+    resources:
+        gpu=lambda wc: int(JUDGES[wc.judge]["name"] in CLASSIFIER_JUDGES and JUDGES[wc.judge]["device"] != "cpu"),
     log:
         f"{RUN}/logs/judge/{{judge}}/{{landscape}}.log",
     conda:
@@ -29,6 +36,8 @@ rule judge_checkpoints:
         code=code("judge.py"),
         spec=lambda wc: JUDGES[wc.judge],
         cache=f"{CACHE}/judgments",
+    resources:
+        gpu=lambda wc: int(JUDGES[wc.judge]["name"] in CLASSIFIER_JUDGES and JUDGES[wc.judge]["device"] != "cpu"),
     log:
         f"{FT}/logs/judge/{{judge}}/{{group}}.log",
     conda:

@@ -1,9 +1,11 @@
-"""GPU assignment for concurrent jobs on one machine.
+"""GPU assignment for concurrent jobs.
 
-Snakemake's `gpu` resource only counts GPUs; it does not say which one a job may use. Each
-generation job therefore claims free GPU indices itself, with an exclusive file lock per GPU, and
-sets CUDA_VISIBLE_DEVICES before CUDA is initialized. Locks vanish with the process, so a killed
-job never leaves a GPU claimed.
+Snakemake's `gpu` resource only counts GPUs; it does not say which one a job may use. On one
+machine each GPU job therefore claims free GPU indices itself, with an exclusive file lock per GPU,
+and sets CUDA_VISIBLE_DEVICES before CUDA is initialized. Locks vanish with the process, so a killed
+job never leaves a GPU claimed. In a SLURM job the GPUs SLURM gave the job (CUDA_VISIBLE_DEVICES,
+set by SLURM) are its alone: it takes them without lock files, which on a cluster's shared file
+system would tie together the same indices on different nodes.
 """
 
 from __future__ import annotations
@@ -14,6 +16,11 @@ import subprocess
 import time
 from pathlib import Path
 from typing import Sequence
+
+
+def in_slurm_job() -> bool:
+    """Whether this process runs inside a SLURM job."""
+    return "SLURM_JOB_ID" in os.environ
 
 
 def visible_gpus() -> list[str]:
@@ -31,14 +38,23 @@ def visible_gpus() -> list[str]:
 
 
 def claim_gpus(count: int, gpus: Sequence[str], lock_dir: str | os.PathLike, timeout: float = 3600.0) -> list:
-    """Lock `count` of `gpus` (blocking until they are free) and make them the only visible ones.
+    """Make `count` of `gpus` the only visible GPUs; in a SLURM job the first `count`, with no lock,
+    elsewhere the first free ones, locked (blocking until `count` are free).
 
-    Returns the open lock files; keep them referenced for as long as the GPUs are in use."""
+    Returns the open lock files (none in a SLURM job); keep them referenced while the GPUs are in use."""
     if count > len(gpus):
         raise RuntimeError(
             f"generation.tensor_parallel_size is {count} but only {len(gpus)} GPU(s) are visible ({list(gpus)}); "
             "lower it or make more GPUs visible"
         )
+    if in_slurm_job():
+        os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(gpus[:count])
+        return []
+    return lock_gpus(count, gpus, lock_dir, timeout)
+
+
+def lock_gpus(count: int, gpus: Sequence[str], lock_dir: str | os.PathLike, timeout: float) -> list:
+    """Lock `count` of `gpus` with a file per GPU under `lock_dir` and make them the only visible ones."""
     Path(lock_dir).mkdir(parents=True, exist_ok=True)
     deadline = time.monotonic() + timeout
     while True:
