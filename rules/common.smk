@@ -93,6 +93,13 @@ def code(script, keywords=True):
     return script_code_digest(SCRIPTS / script, ignore=() if keywords else ("refusals",))
 
 
+def judge_gpus(judge):
+    """GPUs of a judge job: one for a classifier model unless the judge's device is the CPU; keyword and
+    endpoint judges need none."""
+    spec = JUDGES[judge]
+    return int(spec["name"] in ("guard", "harmbench-cls") and spec["device"] != "cpu")
+
+
 def landscape_generation(landscape):
     """GENERATION for one landscape: its system prompt variant's text, and the finetune lines' and
     plane's own dtype when finetune.interpolation.dtype sets one."""

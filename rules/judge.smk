@@ -3,11 +3,6 @@
 # or checkpoint and evaluation set).
 
 
-# A judge job takes a GPU for a classifier model unless the judge's device is the CPU; keyword and
-# endpoint judges need none.
-CLASSIFIER_JUDGES = ("guard", "harmbench-cls")
-
-
 rule judge:
     input:
         lambda wc: job_files("responses", [wc.landscape]),
@@ -17,8 +12,10 @@ rule judge:
         code=code("judge.py"),
         spec=lambda wc: JUDGES[wc.judge],
         cache=f"{CACHE}/judgments",
+        gpu=lambda wc: judge_gpus(wc.judge),
+        gpu_locks=f"{CACHE}/gpu-locks",
     resources:
-        gpu=lambda wc: int(JUDGES[wc.judge]["name"] in CLASSIFIER_JUDGES and JUDGES[wc.judge]["device"] != "cpu"),
+        gpu=lambda wc: judge_gpus(wc.judge),
     log:
         f"{RUN}/logs/judge/{{judge}}/{{landscape}}.log",
     conda:
@@ -36,8 +33,10 @@ rule judge_checkpoints:
         code=code("judge.py"),
         spec=lambda wc: JUDGES[wc.judge],
         cache=f"{CACHE}/judgments",
+        gpu=lambda wc: judge_gpus(wc.judge),
+        gpu_locks=f"{CACHE}/gpu-locks",
     resources:
-        gpu=lambda wc: int(JUDGES[wc.judge]["name"] in CLASSIFIER_JUDGES and JUDGES[wc.judge]["device"] != "cpu"),
+        gpu=lambda wc: judge_gpus(wc.judge),
     log:
         f"{FT}/logs/judge/{{judge}}/{{group}}.log",
     conda:

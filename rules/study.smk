@@ -29,6 +29,12 @@ SETTING = STUDY.setting
 JUDGE = SETTING["judges"][0].get("id", SETTING["judges"][0]["name"])  # the first judge headlines, as in every run
 
 
+localrules:
+    all,
+    study_config,
+    compare,
+
+
 wildcard_constraints:
     run="|".join(re.escape(name) for name in RUNS),
 

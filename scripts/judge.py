@@ -2,13 +2,18 @@
 
 import logging
 
+from safety_landscape.gpus import claim_gpus, visible_gpus
 from safety_landscape.io import log_to_file, read_jsonl, write_jsonl
 from safety_landscape.judges import judge_records, open_judge
 
 log_to_file(snakemake.log[0])
-spec = snakemake.params.spec
+p = snakemake.params
+spec = p.spec
+gpus = visible_gpus() if p.gpu else []
+if gpus:
+    gpu_locks = claim_gpus(1, gpus, p.gpu_locks)  # held until the job ends
 records = [r for path in snakemake.input for r in read_jsonl(path)]
-judgments, asked = judge_records(open_judge(spec), spec, records, snakemake.params.cache)
+judgments, asked = judge_records(open_judge(spec), spec, records, p.cache)
 logging.getLogger("judge").info(
     "%s: %d responses, %d judged now, %d from the cache", spec["id"], len(records), asked, len(records) - asked
 )
