@@ -8,19 +8,25 @@ one weight tensor, its direction tensor and one output shard at a time, never th
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
+import logging
 import os
 import re
+import shutil
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 
-from .io import atomic_folder, read_json, sha256_json, write_json
+from .io import atomic_folder, atomic_path, read_json, sha256_json, write_json
+
+log = logging.getLogger(__name__)
 
 NORMALIZATIONS = ("layer", "filter", "none")
 INDEX = "direction.json"
+PROGRESS = "progress.json"  # in the partial folder while a direction is written
 
 
 def tensor_seed(seed: int, name: str) -> int:
@@ -117,16 +123,61 @@ def read_direction_digest(folder: str | os.PathLike) -> str:
 
 class ShardWriter:
     """Writes named tensors into shards of at most `max_bytes` (one shard in memory) in an existing
-    folder, then the index."""
+    folder, then the index.
 
-    def __init__(self, folder: str | os.PathLike, max_bytes: int):
+    Each finished shard is recorded, with the digests of its tensors, in the folder's progress file.
+    A writer whose `identity` (a digest of everything that makes the tensors) is the one recorded
+    there resumes the folder: it keeps the recorded shards up to the first one whose tensors do not
+    all match their digests (`holds` says which tensors they hold), and deletes everything else."""
+
+    def __init__(self, folder: str | os.PathLike, max_bytes: int, identity: str):
         self.folder = Path(folder)
         self.max_bytes = max_bytes
+        self.identity = identity
         self.buffer: dict[str, torch.Tensor] = {}
         self.buffered = 0
-        self.shards = 0
-        self.weight_map: dict[str, str] = {}
-        self.digests: dict[str, str] = {}
+        self.finished = self._verified_shards()
+        self.kept = {name for shard in self.finished for name in shard["tensors"]}
+        self.weight_map = {name: shard["file"] for shard in self.finished for name in shard["tensors"]}
+        self.digests = {name: digest for shard in self.finished for name, digest in shard["tensors"].items()}
+        self._delete_all_but_finished()
+        if self.finished:
+            log.info("%s: resuming after %d verified shard(s) of an interrupted run", self.folder, len(self.finished))
+
+    def _verified_shards(self) -> list[dict]:
+        try:
+            progress = read_json(self.folder / PROGRESS)
+        except (FileNotFoundError, ValueError):
+            return []
+        if progress.get("identity") != self.identity:
+            return []
+        return list(itertools.takewhile(self._intact, progress["shards"]))
+
+    def _intact(self, shard: dict) -> bool:
+        """Whether a recorded shard holds exactly its tensors, each matching its digest."""
+        try:
+            with safe_open(str(self.folder / shard["file"]), framework="pt") as f:
+                return set(f.keys()) == set(shard["tensors"]) and all(
+                    tensor_digest(f.get_tensor(name)) == digest for name, digest in shard["tensors"].items()
+                )
+        except (OSError, SafetensorError):
+            return False
+
+    def _delete_all_but_finished(self) -> None:
+        keep = {shard["file"] for shard in self.finished}
+        for entry in self.folder.iterdir():
+            if entry.is_dir():
+                shutil.rmtree(entry)
+            elif entry.name not in keep:
+                entry.unlink()
+        self._record_progress()
+
+    def _record_progress(self) -> None:
+        write_json(self.folder / PROGRESS, {"identity": self.identity, "shards": self.finished})
+
+    def holds(self, name: str) -> bool:
+        """Whether tensor `name` is in a shard kept from an interrupted run (then it is not added again)."""
+        return name in self.kept
 
     def add(self, name: str, tensor: torch.Tensor) -> None:
         tensor = tensor.contiguous()
@@ -138,14 +189,17 @@ class ShardWriter:
         self.digests[name] = tensor_digest(tensor)
 
     def _flush(self) -> None:
-        self.shards += 1
-        shard = f"shard-{self.shards:05d}.safetensors"
-        write_safetensors(self.folder / shard, self.buffer)
+        """Write the buffered tensors as the next shard, then record it as finished."""
+        shard = f"shard-{len(self.finished) + 1:05d}.safetensors"
+        with atomic_path(self.folder / shard) as tmp:
+            write_safetensors(tmp, self.buffer)
+        self.finished.append({"file": shard, "tensors": {name: self.digests[name] for name in self.buffer}})
+        self._record_progress()
         self.weight_map.update({name: shard for name in self.buffer})
         self.buffer, self.buffered = {}, 0
 
     def close(self, metadata: dict) -> str:
-        """Write the last shard and the index; returns the content digest."""
+        """Write the last shard and the index (the progress file goes); returns the content digest."""
         if not self.buffer and not self.weight_map:
             raise ValueError("landscape.exclude_patterns: every tensor is excluded; the direction would be empty")
         if self.buffer:
@@ -155,6 +209,7 @@ class ShardWriter:
             self.folder / INDEX,
             {"metadata": metadata, "content_digest": digest, "weight_map": self.weight_map, "tensor_digests": self.digests},
         )
+        (self.folder / PROGRESS).unlink()
         return digest
 
 
@@ -237,6 +292,12 @@ def write_direction(
     With a `partner` (the other direction of a plane) the cosine between the two is recorded in the
     metadata, and with `orthogonalize` the direction is made orthogonal to the partner (Gram-Schmidt
     over the whole weight vector).
+
+    The shards are written into `<out>.partial`, which replaces `out` when the direction is complete.
+    A write that was interrupted (killed, disk full) keeps its finished shards there, and the next call
+    with the same metadata, exclusions, dtype, shard size and partner reuses those that verify against
+    their recorded digests; the metadata must therefore tell apart whatever `source` depends on (the
+    workflow's names the model digest, the seed and normalization, or the endpoint).
     """
     coefficient = 0.0
     if partner is not None:
@@ -247,9 +308,21 @@ def write_direction(
             metadata["gram_schmidt_coefficient"] = coefficient
     elif orthogonalize:
         raise ValueError("landscape.orthogonalize needs a partner direction to orthogonalize against")
-    with atomic_folder(out) as tmp:
-        writer = ShardWriter(tmp, shard_bytes)
+    identity = sha256_json(
+        {
+            "metadata": metadata,
+            "exclude": list(exclude),
+            "dtype": str(dtype),
+            "shard_bytes": shard_bytes,
+            "partner": partner.digest if partner is not None else None,
+            "orthogonalize": orthogonalize,
+        }
+    )
+    with atomic_folder(out, keep_partial=True) as tmp:
+        writer = ShardWriter(tmp, shard_bytes, identity)
         for name, weight in _selected(weights, exclude):
+            if writer.holds(name):
+                continue
             d = source(name, weight)
             if coefficient:
                 d = d - coefficient * partner.get(name).to(torch.float32)

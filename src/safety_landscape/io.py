@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import errno
+import glob
 import hashlib
 import json
 import logging
 import os
 import shutil
+import socket
 import sys
 import tempfile
 from contextlib import contextmanager
@@ -20,35 +23,98 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
+_FULL_DISK = (errno.ENOSPC, errno.EDQUOT)
+
+
+class NoSpaceError(OSError):
+    """A write failed on a full file system (or an exhausted quota); the message names the file and what to do."""
+
+
+@contextmanager
+def _full_disk_explained(path: Path) -> Iterator[None]:
+    """Turn a full-disk error inside the block into a NoSpaceError naming `path` and the way out."""
+    try:
+        yield
+    except OSError as err:
+        if err.errno not in _FULL_DISK or isinstance(err, NoSpaceError):
+            raise
+        raise NoSpaceError(
+            err.errno,
+            f"{os.strerror(err.errno)} while writing {path}: free space on its file system, then run the workflow "
+            "again (finished work is kept; only what is missing is computed)",
+        ) from err
+
+
+def _running(pid: int) -> bool:
+    """Whether process `pid` exists on this host (another user's counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
+
+
+_SWEPT: set[Path] = set()
+
+
+def _remove_orphans(folder: Path) -> None:
+    """Delete the temporary files that writers on this host left in `folder` when they died before
+    publishing them (kill -9); a temporary file names its writer's host and process id. Once per
+    folder and process."""
+    if folder in _SWEPT:
+        return
+    _SWEPT.add(folder)
+    tag = f".{socket.gethostname()}-"
+    for tmp in folder.glob(f".*{glob.escape(tag)}*.tmp"):
+        pid = tmp.name.rsplit(tag, 1)[1].split(".", 1)[0]
+        if pid.isdigit() and not _running(int(pid)):
+            tmp.unlink(missing_ok=True)
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds."""
+    """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds.
+
+    The temporary file, `.<name>.<host>-<pid>.<random>.tmp`, is deleted when the block fails; one left
+    by a killed writer is deleted by the next write into its folder. A full disk raises NoSpaceError."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600 files; give the usual permissions
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with _full_disk_explained(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _remove_orphans(path.parent)
+        writer = f"{socket.gethostname()}-{os.getpid()}"
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{writer}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        try:
+            yield Path(tmp)
+            os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600 files; give the usual permissions
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
 
 
 @contextmanager
-def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield an empty folder `<name>.partial` beside `path`; it replaces `path` only if the block succeeds."""
+def atomic_folder(path: str | os.PathLike, keep_partial: bool = False) -> Iterator[Path]:
+    """Yield a folder `<name>.partial` beside `path`; it replaces `path` only if the block succeeds.
+
+    The folder starts empty and is deleted when the block fails; with `keep_partial` a partial folder
+    left by an interrupted block is yielded as it is, and kept when the block fails, for a writer that
+    verifies and reuses what it holds. A full disk raises NoSpaceError."""
     path = Path(path)
     tmp = path.with_name(path.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
-        yield tmp
-        shutil.rmtree(path, ignore_errors=True)
-        os.replace(tmp, path)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    with _full_disk_explained(path):
+        if not keep_partial:
+            shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True, exist_ok=True)
+        try:
+            yield tmp
+            shutil.rmtree(path, ignore_errors=True)
+            os.replace(tmp, path)
+        finally:
+            if not keep_partial:
+                shutil.rmtree(tmp, ignore_errors=True)
 
 
 def write_table(frame: pd.DataFrame, csv_path: str | os.PathLike, parquet_path: str | os.PathLike | None = None) -> None:
