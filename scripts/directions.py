@@ -20,6 +20,7 @@ metadata = {
     "kind": axis["kind"],
     "seed": axis["seed"],
     "endpoint": axis["endpoint"],
+    "endpoint_digest": read_json(snakemake.input.endpoint[0])["digest"] if axis["kind"] != "random" else None,
     "normalization": p.normalization if axis["kind"] == "random" else "none",
     "exclude_patterns": exclude,
     "dtype": p.dtype,

@@ -30,7 +30,8 @@ def test_imports_of_every_form_are_found():
 def test_closure_follows_imports_and_stops_at_ignored_modules():
     # model judges decode through the engines: their code counts too
     assert module_closure(("judges",)) == [
-        *("decoding", "directions", "engines", "fastdecode", "io", "judges", "modeling", "points", "provenance", "refusals")
+        *("decoding", "directions", "engines", "fastdecode", "io", "judges", "modeling", "points", "provenance", "refusals"),
+        "textchecks",
     ]
     assert module_closure(("decoding",)) == ["decoding", "refusals"]
     assert module_closure(("decoding",), ignore=("refusals",)) == ["decoding"]
