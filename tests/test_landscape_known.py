@@ -118,6 +118,13 @@ def line_in_other_jobs(tmp_path_factory, tiny_model_dir) -> Path:
 
 
 @pytest.fixture(scope="module")
+def second_direction_first(tmp_path_factory, tiny_model_dir) -> Path:
+    """The line run's second direction (seed 1) measured alone, as d1: the directions permuted."""
+    landscape = LINE | {"directions": 1, "seed": 1}
+    return run_known_landscape(tmp_path_factory.mktemp("line-seed1"), tiny_model_dir, landscape, points_per_job=9)
+
+
+@pytest.fixture(scope="module")
 def plane(tmp_path_factory, tiny_model_dir) -> Path:
     """The 5 x 7 plane in 2 jobs (even and odd points of the grid listing)."""
     return run_known_landscape(tmp_path_factory.mktemp("plane"), tiny_model_dir, PLANE, points_per_job=18)
@@ -179,6 +186,20 @@ def test_line_job_split_changes_only_the_order(line, line_in_other_jobs):
             sorted_table(line, table, key), sorted_table(line_in_other_jobs, table, key), check_exact=True
         )
     assert json.loads((line / "summary.json").read_text()) == json.loads((line_in_other_jobs / "summary.json").read_text())
+
+
+def test_a_direction_measures_the_same_whatever_its_place(line, second_direction_first):
+    """Results follow the direction, not its label or position: seed 1 alone, named d1, gives the line run's d2."""
+    for table, key in (("asr.csv", ["judge", "a"]), ("visage.csv", ["judge"])):
+        alone = pd.read_csv(second_direction_first / "tables" / table)
+        paired = pd.read_csv(line / "tables" / table)
+        alone, paired = alone[alone["landscape"] == "d1"], paired[paired["landscape"] == "d2"]
+        pd.testing.assert_frame_equal(
+            alone.drop(columns="landscape").sort_values(key).reset_index(drop=True),
+            paired.drop(columns="landscape").sort_values(key).reset_index(drop=True),
+            check_exact=True,
+        )
+    assert asr_table(second_direction_first)["asr"].tolist() == LINE_ASR["d2"]
 
 
 def test_plane_asr_at_every_coordinate(plane):
