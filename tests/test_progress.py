@@ -27,13 +27,11 @@ def tiny_run(workdir: Path) -> None:
     generate at 2 points (twice: the second time from the cache) and judge the responses."""
     import torch
 
-    from conftest import build_tiny_model
-    from safety_landscape.directions import CheckpointReader, random_source, write_direction
+    from conftest import build_tiny_model, points_along_a_direction
     from safety_landscape.engines import EngineOptions, HFEngine
     from safety_landscape.generate import DecodingSettings, generate_job
     from safety_landscape.io import log_to_file
-    from safety_landscape.modeling import folder_digest, load_model, load_tokenizer
-    from safety_landscape.points import Term, write_point
+    from safety_landscape.modeling import load_model, load_tokenizer
     from safety_landscape.prompts import prompts_digest
     from safety_landscape.training import SFTSettings, supervised_finetune
 
@@ -43,18 +41,7 @@ def tiny_run(workdir: Path) -> None:
     model, tokenizer = load_model(str(folder)), load_tokenizer(str(folder))
     supervised_finetune(model, tokenizer, PAIRS, SFTSettings(epochs=2, batch_size=2))
 
-    digest = folder_digest(folder)
-    direction = write_direction(
-        workdir / "d1", CheckpointReader(folder), random_source(0, "layer"), ["norm"], torch.float32, 1 << 30, {}
-    )
-    job = [{"landscape": "d1", "name": name, "a": a} for name, a in (("p0", 0.0), ("p1", 0.1))]
-    for point in job:
-        write_point(
-            workdir / "points" / f"{point['name']}.safetensors",
-            [Term(str(workdir / "d1"), direction, point["a"])],
-            digest,
-            "factored",
-        )
+    digest, job = points_along_a_direction(folder, workdir, [0.0, 0.1])
     engine = HFEngine(EngineOptions(str(folder), "float32", "cpu"))
     prompts = ["Tell me a story", "Write a poem", "Say hello"]
     settings = DecodingSettings(

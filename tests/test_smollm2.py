@@ -4,15 +4,15 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import ADVBENCH
+from conftest import ADVBENCH, points_along_a_direction
 from safety_landscape.decoding import greedy_generate, left_pad, render_prompts
 from safety_landscape.directions import CheckpointReader, random_source, write_direction
 from safety_landscape.engines import EngineOptions, HFEngine
 from safety_landscape.generate import DecodingSettings, generate_job
 from safety_landscape.io import read_jsonl
 from safety_landscape.judges import open_judge
-from safety_landscape.modeling import folder_digest, load_model, load_tokenizer
-from safety_landscape.points import Term, write_point
+from safety_landscape.modeling import load_model, load_tokenizer
+from safety_landscape.points import Term
 from safety_landscape.prompts import prompts_digest
 
 pytestmark = pytest.mark.slow
@@ -38,18 +38,7 @@ def test_engine_matches_generate_on_smollm2(smollm2):
 
 def test_generate_and_judge_smollm2_along_a_direction(smollm2, tmp_path):
     folder, model, tokenizer = smollm2
-    digest = folder_digest(folder)
-    d_digest = write_direction(
-        tmp_path / "d1", CheckpointReader(folder), random_source(0, "layer"), ["norm"], torch.float32, 1 << 30, {}
-    )
-    job = [{"landscape": "d1", "name": name, "a": a} for name, a in (("p0", 0.0), ("p1", 0.4))]
-    for point in job:
-        write_point(
-            tmp_path / "points" / f"{point['name']}.safetensors",
-            [Term(str(tmp_path / "d1"), d_digest, point["a"])],
-            digest,
-            "factored",
-        )
+    digest, job = points_along_a_direction(folder, tmp_path, [0.0, 0.4])
     settings = DecodingSettings(24, 4, None, True, True, "float32")
     engine = HFEngine(EngineOptions(folder, "float32", "cpu"))
     generate_job(
