@@ -110,6 +110,22 @@ def smoke_interpolation_precision(tmp_path):
     assert all(r["unchanged"] == 0 for r in rows if r["generation_dtype"] == "float32" and r["a"] >= 0.5)
 
 
+def smoke_workflow_gpu(tmp_path):
+    stdout, results = run_smoke(
+        "bench_workflow_gpu.py", "--workdir", str(tmp_path / "work"), "--out", str(tmp_path / "workflow.json")
+    )
+    assert passed_checks(stdout) == [
+        "snakemake exited 0, summary.json written",
+        "9 jobs timed from the log, of the plan's 9",
+        "6 responses, 6 expected (directions x points x prompts)",
+    ]
+    assert results["model"]["vocab"] == 49152  # SmolLM2's tokenizer decides the vocabulary
+    rules = {row["rule"]: row for row in results["workflow"]["rules"]}
+    assert rules["generate"]["jobs"] == 1 and results["workflow"]["wall_s"] >= results["workflow"]["log_span_s"] > 0
+    model = tmp_path / "work" / "results" / "models" / "llama-2-7b-chat-hf-random" / "with-template"
+    assert (model / "chat_template.jinja").read_text() == (REPO / "config" / "templates" / "llama-2-chat.jinja").read_text()
+
+
 SMOKE = {
     "bench_generation.py": smoke_generation,
     "bench_perturbation.py": smoke_perturbation,
@@ -118,6 +134,7 @@ SMOKE = {
     "bench_early_stop.py": smoke_early_stop,
     "bench_finetune.py": smoke_finetune,
     "bench_interpolation_precision.py": smoke_interpolation_precision,
+    "bench_workflow_gpu.py": smoke_workflow_gpu,
 }
 
 
