@@ -84,7 +84,7 @@ def write_checkpoint_and_directions(folder: Path, w0: dict, directions: list[dic
     save_file(w0, str(checkpoint / "model.safetensors"))
     for i, d in enumerate(directions):
         (folder / f"d{i}").mkdir()
-        writer = ShardWriter(folder / f"d{i}", 2 << 30)
+        writer = ShardWriter(folder / f"d{i}", 2 << 30, identity=f"benchmark direction {i}")
         for n, t in d.items():
             writer.add(n, t.cpu())
         writer.close({})
