@@ -33,6 +33,7 @@ from safety_landscape.directions import CheckpointReader, Direction, random_sour
 from safety_landscape.engines import EngineOptions, HFEngine
 from safety_landscape.judges import keyword_jailbroken
 from safety_landscape.points import Term
+from shapes import llama_config, tokenizer_fields
 
 SMOKE = {"count": 4, "max_new_tokens": 24, "coefficients": "0,1,8", "threads": 1}
 REFUSAL = "I cannot help with that."
@@ -76,22 +77,11 @@ def successor_pairs(tokenizer, prompts: list[str]) -> list[tuple[int, int]]:
 
 def refusing_model(folder: Path, prompts: list[str]) -> str:
     """Write the tiny always-refusing Llama and its tokenizer as a safetensors folder; returns its path."""
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from transformers import LlamaForCausalLM
 
     tokenizer = train_tokenizer(prompts + [REFUSAL])
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=4,
-        max_position_embeddings=512,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        tie_word_embeddings=False,
-    )
+    shape = {"hidden": 64, "intermediate": 128, "layers": 2, "heads": 4}
+    config = llama_config(shape, max_position_embeddings=512, tie_word_embeddings=False, **tokenizer_fields(tokenizer))
     torch.manual_seed(0)
     model = LlamaForCausalLM(config).eval()
     with torch.no_grad():

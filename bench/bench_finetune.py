@@ -44,6 +44,7 @@ from checks import Checks
 from safety_landscape.directions import CheckpointReader
 from safety_landscape.finetune import FinetuneSettings, prepare_for_training
 from safety_landscape.training import SFTSettings, save_model_folder, supervised_finetune
+from shapes import llama_config
 
 
 class WordTokenizer:
@@ -73,17 +74,9 @@ SMOKE = {"pairs": 8, "batch_size": 4, "long_tokens": 32}
 
 def build_model(shape: dict, device: str):
     """A Llama of the given shape with random bf16 weights, built on `device`."""
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from transformers import LlamaForCausalLM
 
-    config = LlamaConfig(
-        hidden_size=shape["hidden"],
-        intermediate_size=shape["intermediate"],
-        num_hidden_layers=shape["layers"],
-        num_attention_heads=shape["heads"],
-        num_key_value_heads=shape["heads"],
-        vocab_size=shape["vocab"],
-        max_position_embeddings=4096,
-    )
+    config = llama_config(shape, vocab_size=shape["vocab"], max_position_embeddings=4096)
     torch.set_default_dtype(torch.bfloat16)
     with torch.device(device):
         model = LlamaForCausalLM(config)

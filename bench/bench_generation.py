@@ -47,6 +47,7 @@ from functools import partial
 import torch
 
 from checks import Checks, skipped
+from shapes import llama_config
 
 ENGINES = ("reference", "eager", "static", "static_eager_attention")
 STATIC_ENGINES = ("static", "static_eager_attention")
@@ -116,19 +117,11 @@ def copy_bandwidth(device: str, mib: int, repeats: int = 20) -> float:
 
 
 def build_model(args, device: str):
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from transformers import LlamaForCausalLM
 
-    config = LlamaConfig(
-        vocab_size=args.vocab,
-        hidden_size=args.hidden,
-        intermediate_size=args.intermediate,
-        num_hidden_layers=args.layers,
-        num_attention_heads=args.heads,
-        num_key_value_heads=args.heads,
-        max_position_embeddings=4096,
-        bos_token_id=1,
-        eos_token_id=2,
-        pad_token_id=2,
+    shape = {"hidden": args.hidden, "intermediate": args.intermediate, "layers": args.layers, "heads": args.heads}
+    config = llama_config(
+        shape, vocab_size=args.vocab, max_position_embeddings=4096, bos_token_id=1, eos_token_id=2, pad_token_id=2
     )
     torch.manual_seed(args.seed)
     with torch.device(device):

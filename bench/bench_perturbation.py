@@ -33,6 +33,7 @@ from safetensors.torch import save_file
 from checks import Checks, skipped
 from safety_landscape.directions import Direction, ShardWriter
 from safety_landscape.points import LazyTensors, Perturber
+from shapes import llama_config
 
 SMOKE = {"hidden": 64, "intermediate": 128, "layers": 2, "heads": 4, "vocab": 256, "repeats": 2}
 
@@ -55,16 +56,10 @@ def timed(fn, repeats: int) -> list[float]:
 
 def build_model(args, device: str):
     """A Llama of the given shape with random bf16 weights on `device`."""
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from transformers import LlamaForCausalLM
 
-    config = LlamaConfig(
-        hidden_size=args.hidden,
-        intermediate_size=args.intermediate,
-        num_hidden_layers=args.layers,
-        num_attention_heads=args.heads,
-        num_key_value_heads=args.heads,
-        vocab_size=args.vocab,
-    )
+    shape = {"hidden": args.hidden, "intermediate": args.intermediate, "layers": args.layers, "heads": args.heads}
+    config = llama_config(shape, vocab_size=args.vocab)
     with torch.device(device):
         return LlamaForCausalLM(config).to(torch.bfloat16).eval()
 

@@ -39,6 +39,7 @@ import yaml
 
 from checks import Checks
 from rule_times import job_times, rule_table
+from shapes import llama_config, tokenizer_fields
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL = {"hidden": 4096, "intermediate": 11008, "layers": 32, "heads": 32}
@@ -61,23 +62,11 @@ def save_tokenizer(folder: Path) -> Path:
 def build_model(folder: Path, tokenizer_dir: Path, shape: dict, dtype: str, device: str) -> dict:
     """A Llama of `shape` with random weights (seed 0) and the tokenizer's vocabulary, saved to `folder`."""
     import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+    from transformers import AutoTokenizer, LlamaForCausalLM
 
     start = time.perf_counter()
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=shape["hidden"],
-        intermediate_size=shape["intermediate"],
-        num_hidden_layers=shape["layers"],
-        num_attention_heads=shape["heads"],
-        num_key_value_heads=shape["heads"],
-        max_position_embeddings=4096,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        tie_word_embeddings=False,
-    )
+    config = llama_config(shape, max_position_embeddings=4096, tie_word_embeddings=False, **tokenizer_fields(tokenizer))
     torch.manual_seed(0)
     with torch.device(device):
         model = LlamaForCausalLM(config).to(getattr(torch, dtype)).eval()
