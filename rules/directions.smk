@@ -12,6 +12,7 @@ rule directions:
         exclude=config["landscape"]["exclude_patterns"],
         dtype=config["landscape"]["dtype"],
         shard_mb=config["landscape"]["shard_size_mb"],
+    threads: config["landscape"]["threads"]
     log:
         f"{RUN}/logs/directions/{{axis}}.log",
     conda:

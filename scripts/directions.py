@@ -7,6 +7,7 @@ from safety_landscape.directions import CheckpointReader, Direction, interpolati
 from safety_landscape.io import log_to_file, read_json
 
 log_to_file(snakemake.log[0])
+torch.set_num_threads(1)  # the job's threads draw tensors in parallel instead
 p = snakemake.params
 axis = p.axis
 model = read_json(snakemake.input.model)
@@ -38,4 +39,5 @@ write_direction(
     metadata,
     partner,
     axis["orthogonalize"],
+    workers=snakemake.threads,
 )

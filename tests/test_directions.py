@@ -53,6 +53,27 @@ def test_same_seed_gives_bit_identical_tensors_and_digest(checkpoint, tmp_path):
     assert dc != da
 
 
+@pytest.mark.parametrize("normalization", ["layer", "filter"])
+def test_the_number_of_workers_and_threads_changes_no_bit(tmp_path, normalization):
+    """Tensors large enough for torch to split their norms over threads, drawn by 1 worker on 1 thread
+    and by 3 workers on 3 threads each."""
+    g = torch.Generator().manual_seed(2)
+    save_file(
+        {f"model.layers.{i}.mlp.weight": torch.randn(1024, 2048, generator=g) for i in range(4)},
+        str(tmp_path / "model.safetensors"),
+    )
+    checkpoint, threads = CheckpointReader(tmp_path), torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        serial, d1 = make(checkpoint, tmp_path / "serial", normalization=normalization, workers=1)
+        torch.set_num_threads(3)
+        parallel, d3 = make(checkpoint, tmp_path / "parallel", normalization=normalization, workers=3)
+    finally:
+        torch.set_num_threads(threads)
+    assert d1 == d3 and list(serial.index["weight_map"]) == list(parallel.index["weight_map"])
+    assert all(torch.equal(t, parallel.get(n)) for n, t in serial)
+
+
 def test_shard_layout_does_not_change_tensors_or_digest(checkpoint, tmp_path):
     one, d1 = make(checkpoint, tmp_path / "one")
     many, d2 = make(checkpoint, tmp_path / "many", shard_bytes=64)  # about one tensor per shard

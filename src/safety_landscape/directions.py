@@ -14,6 +14,8 @@ import logging
 import os
 import re
 import shutil
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 
@@ -286,8 +288,12 @@ def write_direction(
     metadata: dict,
     partner: Direction | None = None,
     orthogonalize: bool = False,
+    workers: int = 1,
 ) -> str:
     """Stream `source` over the model's tensors into a sharded direction folder; returns its digest.
+
+    `workers` tensors are computed at once (each from its own seed, so the result is the same bit for
+    bit for any number of workers); memory holds at most `workers` tensors and one shard.
 
     With a `partner` (the other direction of a plane) the cosine between the two is recorded in the
     metadata, and with `orthogonalize` the direction is made orthogonal to the partner (Gram-Schmidt
@@ -318,16 +324,40 @@ def write_direction(
             "orthogonalize": orthogonalize,
         }
     )
+
+    def tensor(name: str, weight: torch.Tensor) -> torch.Tensor:
+        d = source(name, weight)
+        if coefficient:
+            d = d - coefficient * partner.get(name).to(torch.float32)
+        return d.to(dtype)
+
     with atomic_folder(out, keep_partial=True) as tmp:
         writer = ShardWriter(tmp, shard_bytes, identity)
-        for name, weight in _selected(weights, exclude):
-            if writer.holds(name):
-                continue
-            d = source(name, weight)
-            if coefficient:
-                d = d - coefficient * partner.get(name).to(torch.float32)
-            writer.add(name, d.to(dtype))
+        todo = ((name, weight) for name, weight in _selected(weights, exclude) if not writer.holds(name))
+        for name, d in _computed_in_order(todo, tensor, workers):
+            writer.add(name, d)
         return writer.close(metadata)
+
+
+def _computed_in_order(
+    items: Iterable[tuple[str, torch.Tensor]], compute: Callable[[str, torch.Tensor], torch.Tensor], workers: int
+) -> Iterator[tuple[str, torch.Tensor]]:
+    """(name, compute(name, weight)) for every item, in order, with up to `workers` computed at once in
+    threads (torch releases the GIL: random draws and norms of different tensors run in parallel, while
+    one tensor's draw is a single sequential stream)."""
+    if workers <= 1:
+        yield from ((name, compute(name, weight)) for name, weight in items)
+        return
+    with ThreadPoolExecutor(workers) as pool:
+        pending: deque = deque()
+        for name, weight in items:
+            pending.append((name, pool.submit(compute, name, weight)))
+            if len(pending) >= workers:
+                done_name, future = pending.popleft()
+                yield done_name, future.result()
+        while pending:
+            done_name, future = pending.popleft()
+            yield done_name, future.result()
 
 
 def cosine(first: Direction, second: Direction) -> float:
