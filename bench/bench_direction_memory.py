@@ -31,6 +31,8 @@ from safetensors.torch import save_file
 from checks import Checks
 
 TINYLLAMA = {"hidden": 2048, "intermediate": 5632, "layers": 22, "heads": 32, "kv_heads": 4, "vocab": 32000}
+LLAMA2_7B = {"hidden": 4096, "intermediate": 11008, "layers": 32, "heads": 32, "kv_heads": 32, "vocab": 32000}
+SHAPES = {"tinyllama-1.1b": TINYLLAMA, "llama2-7b": LLAMA2_7B}
 SMOKE_SHAPE = {"hidden": 64, "intermediate": 176, "layers": 2, "heads": 4, "kv_heads": 2, "vocab": 512}
 
 
@@ -82,14 +84,33 @@ def peak_rss() -> int:
     raise RuntimeError("no VmHWM in /proc/self/status")
 
 
-def child(model_dir: str, out_dir: str, shard_bytes: int) -> None:
+def child(model_dir: str, out_dir: str, shard_bytes: int, workers: int) -> None:
     from safety_landscape.directions import CheckpointReader, random_source, write_direction
 
+    torch.set_num_threads(1)  # as the directions rule: parallel over tensors
     after_imports, start = peak_rss(), time.time()
-    write_direction(
-        out_dir, CheckpointReader(model_dir), random_source(0, "layer"), ["norm"], torch.float32, shard_bytes, {"bench": True}
+    digest = write_direction(
+        out_dir,
+        CheckpointReader(model_dir),
+        random_source(0, "layer"),
+        ["norm"],
+        torch.float32,
+        shard_bytes,
+        {"bench": True},
+        workers=workers,
     )
-    print(json.dumps({"seconds": time.time() - start, "peak_rss_bytes": peak_rss(), "rss_after_imports_bytes": after_imports}))
+    seconds = time.time() - start
+    print(
+        json.dumps({"seconds": seconds, "peak_rss_bytes": peak_rss(), "rss_after_imports_bytes": after_imports, "digest": digest})
+    )
+
+
+def generate_in_child(model_dir: Path, out_dir: Path, shard_bytes: int, workers: int) -> dict:
+    """One direction written by a fresh process with `workers` threads: its time, peak memory and digest."""
+    shutil.rmtree(out_dir, ignore_errors=True)
+    command = [sys.executable, __file__, "--child", str(model_dir), str(out_dir), str(shard_bytes), str(workers)]
+    run = subprocess.run(command, capture_output=True, text=True, check=True)
+    return {"workers": workers, **json.loads(run.stdout.strip().splitlines()[-1])}
 
 
 def check_direction(out_dir: Path, shapes: dict[str, tuple[int, ...]], checks: Checks) -> None:
@@ -113,25 +134,22 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("bench-direction-memory.json"))
     parser.add_argument("--shard-mb", type=float, default=512, help="output shard size of the direction (MiB)")
     parser.add_argument("--smoke", action="store_true", help="tiny Llama shape and 64 KiB shards, seconds")
-    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--shape", choices=sorted(SHAPES), default="tinyllama-1.1b", help="model shape (not in --smoke)")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1], help="threads of each run, one run per count")
+    parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        return child(args.child[0], args.child[1], int(args.child[2]))
+        return child(args.child[0], args.child[1], int(args.child[2]), int(args.child[3]))
     if args.smoke:
-        args.shard_mb = 1 / 16
-    shapes = llama_shapes(**(SMOKE_SHAPE if args.smoke else TINYLLAMA))
+        args.shard_mb, args.workers = 1 / 16, [1, 2]
+    shapes = llama_shapes(**(SMOKE_SHAPE if args.smoke else SHAPES[args.shape]))
     shard_bytes = int(args.shard_mb * (1 << 20))
     shutil.rmtree(args.workdir, ignore_errors=True)
     model_dir, out_dir = args.workdir / "model", args.workdir / "d1"
     params = write_checkpoint(model_dir, shapes, shard_bytes if args.smoke else 1 << 30, torch.bfloat16)
     largest = max(torch.Size(s).numel() for s in shapes.values())
-    run = subprocess.run(
-        [sys.executable, __file__, "--child", str(model_dir), str(out_dir), str(shard_bytes)],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    measured = json.loads(run.stdout.strip().splitlines()[-1])
+    runs = [generate_in_child(model_dir, out_dir, shard_bytes, workers) for workers in args.workers]
+    measured = {key: value for key, value in runs[0].items() if key not in ("workers", "digest")}
     mib = 1 << 20
     result = {
         "parameters": params,
@@ -145,11 +163,17 @@ def main() -> None:
     }
     result["bound_largest_tensor_plus_shard_bytes"] = result["largest_tensor_bytes_fp32"] + result["output_shard_bytes"]
     result["peak_above_imports_bytes"] = result["peak_rss_bytes"] - result["rss_after_imports_bytes"]
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
     for key, value in result.items():
         print(f"{key:40s} {value / mib:10.3f} MiB" if "bytes" in key else f"{key:40s} {value}")
+    result["runs"] = runs
+    for run in runs:
+        print(f"workers {run['workers']:3d}: {run['seconds']:8.2f} s, peak {run['peak_rss_bytes'] / mib:10.1f} MiB")
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
     checks = Checks()
     check_direction(out_dir, shapes, checks)
+    if len(runs) > 1:
+        digests = {run["digest"] for run in runs}
+        checks.check(len(digests) == 1, f"direction digest equal for workers {args.workers}: {len(digests)} distinct digest(s)")
     checks.exit_if_failed()
 
 

@@ -78,8 +78,10 @@ def smoke_direction_memory(tmp_path):
     )
     checks = passed_checks(stdout)
     assert checks == [
-        "direction: 16 tensors for the checkpoint's 16 non-norm tensors, 16 of them float32 with the checkpoint's shape"
+        "direction: 16 tensors for the checkpoint's 16 non-norm tensors, 16 of them float32 with the checkpoint's shape",
+        "direction digest equal for workers [1, 2]: 1 distinct digest(s)",
     ]
+    assert [run["workers"] for run in results["runs"]] == [1, 2]
     assert results["direction_shards"] > 1 and results["peak_rss_bytes"] > results["rss_after_imports_bytes"] > 0
 
 
