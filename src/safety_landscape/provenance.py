@@ -20,7 +20,8 @@ PACKAGE = "safety_landscape"
 PACKAGE_DIR = Path(__file__).resolve().parent
 
 
-def imported_modules(source: str) -> set[str]:
+@lru_cache(maxsize=None)  # keyed by the source text itself: every point's cache key asks again
+def imported_modules(source: str) -> frozenset[str]:
     """Package modules a Python source imports (absolute or relative, at any depth of the code)."""
     found = set()
     for node in ast.walk(ast.parse(source)):
@@ -36,7 +37,7 @@ def imported_modules(source: str) -> set[str]:
                 found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.Import):
             found.update(a.name.split(".")[1] for a in node.names if a.name.startswith(PACKAGE + "."))
-    return {name for name in found if (PACKAGE_DIR / f"{name}.py").is_file()}
+    return frozenset(name for name in found if (PACKAGE_DIR / f"{name}.py").is_file())
 
 
 @lru_cache(maxsize=None)
