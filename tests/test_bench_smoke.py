@@ -95,6 +95,22 @@ def smoke_early_stop(tmp_path):
     assert origin["early_stop_tokens"] < origin["full_tokens"]  # ...and the early stop cuts its answers short
 
 
+def smoke_early_rows(tmp_path):
+    stdout, results = run_smoke("bench_early_rows.py", "--out", str(tmp_path / "early-rows.json"))
+    assert passed_checks(stdout) == [
+        "19 of 20 rows stop within 4 tokens (asked: 95%)",
+        "early_whole: 20 of 20 outputs equal the all_rows output cut at its stop",
+        "early_shrink: 20 of 20 outputs equal the all_rows output cut at its stop",
+        "early_shrink gives the same outputs as early_whole",
+    ]
+    assert results["rows"]["long"] == 1 and set(results["summary"]["seconds_per_point"]) == {
+        "all_rows",
+        "early_whole",
+        "early_shrink",
+        "long_alone",
+    }
+
+
 def smoke_finetune(tmp_path):
     stdout, results = run_smoke("bench_finetune.py", "--out", str(tmp_path / "finetune.json"))
     checks = passed_checks(stdout)
@@ -134,6 +150,7 @@ SMOKE = {
     "bench_multi_gpu.py": smoke_multi_gpu,
     "bench_direction_memory.py": smoke_direction_memory,
     "bench_early_stop.py": smoke_early_stop,
+    "bench_early_rows.py": smoke_early_rows,
     "bench_finetune.py": smoke_finetune,
     "bench_interpolation_precision.py": smoke_interpolation_precision,
     "bench_workflow_gpu.py": smoke_workflow_gpu,

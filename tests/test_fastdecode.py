@@ -1,4 +1,5 @@
-"""The CUDA-graph decode path gives what the eager engine gives (GPU only, except the device check)."""
+"""The static-cache decode path gives what the eager engine gives: on the CPU (the step called directly) and,
+where there is one, on a CUDA GPU (the step replayed as a CUDA graph)."""
 
 from collections import Counter
 
@@ -6,11 +7,12 @@ import pytest
 import torch
 
 from conftest import build_tiny_tokenizer, tiny_llama_config
-from safety_landscape import decoding
+from safety_landscape import decoding, fastdecode
 from safety_landscape.decoding import greedy_generate
 from safety_landscape.fastdecode import static_greedy_generate
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+DEVICES = ["cpu", pytest.param("cuda", marks=cuda)]
 
 # Distinct prompt lengths, so that every batch is left-padded; 8 prompts in batches of 3 (the last one partial).
 PROMPT_LENGTHS = (5, 9, 13, 7, 17, 11, 15, 10)
@@ -50,27 +52,30 @@ def frequent_token(model, tokenizer, ids, rank=0):
     return counts.most_common()[rank][0]
 
 
-@cuda
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_forced_length_equals_eager_engine(tokenizer, dtype):
-    model, ids = tiny_llama(tokenizer, dtype, "cuda"), prompts(tokenizer)
+# bf16 on the CPU: the two engines' attention kernels round differently enough to part after ~20 tokens.
+@pytest.mark.parametrize(
+    "device, dtype",
+    [("cpu", torch.float32), pytest.param("cuda", torch.float32, marks=cuda), pytest.param("cuda", torch.bfloat16, marks=cuda)],
+)
+def test_forced_length_equals_eager_engine(tokenizer, dtype, device):
+    model, ids = tiny_llama(tokenizer, dtype, device), prompts(tokenizer)
     expected = greedy_generate(model, tokenizer, ids, 40, 3, min_new_tokens=40)
     assert static_greedy_generate(model, tokenizer, ids, 40, 3, min_new_tokens=40) == expected
     assert all(g.num_tokens == 40 and g.finish_reason == "length" for g in expected)
 
 
-@cuda
-def test_eager_attention_gets_an_additive_mask(tokenizer):
-    model, ids = tiny_llama(tokenizer, torch.float32, "cuda"), prompts(tokenizer)
+@pytest.mark.parametrize("device", DEVICES)
+def test_eager_attention_gets_an_additive_mask(tokenizer, device):
+    model, ids = tiny_llama(tokenizer, torch.float32, device), prompts(tokenizer)
     model.set_attn_implementation("eager")
     expected = greedy_generate(model, tokenizer, ids, 40, 3, min_new_tokens=40)
     assert static_greedy_generate(model, tokenizer, ids, 40, 3, min_new_tokens=40) == expected
 
 
-@cuda
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("min_new_tokens", [0, 6])
-def test_eos_stops_like_the_eager_engine(tokenizer, min_new_tokens):
-    model, ids = tiny_llama(tokenizer, torch.float32, "cuda"), prompts(tokenizer)
+def test_eos_stops_like_the_eager_engine(tokenizer, min_new_tokens, device):
+    model, ids = tiny_llama(tokenizer, torch.float32, device), prompts(tokenizer)
     model.generation_config.eos_token_id = [tokenizer.eos_token_id, frequent_token(model, tokenizer, ids)]
     expected = greedy_generate(model, tokenizer, ids, 30, 3, min_new_tokens=min_new_tokens)
     assert static_greedy_generate(model, tokenizer, ids, 30, 3, min_new_tokens=min_new_tokens) == expected
@@ -78,10 +83,10 @@ def test_eos_stops_like_the_eager_engine(tokenizer, min_new_tokens):
     assert all(g.num_tokens >= min_new_tokens for g in expected if g.finish_reason == "eos")
 
 
-@cuda
-def test_refusal_stop_like_the_eager_engine(tokenizer, monkeypatch):
+@pytest.mark.parametrize("device", DEVICES)
+def test_refusal_stop_like_the_eager_engine(tokenizer, monkeypatch, device):
     """A random model says no refusal keyword: make a frequent token's text count as one."""
-    model, ids = tiny_llama(tokenizer, torch.float32, "cuda"), prompts(tokenizer)
+    model, ids = tiny_llama(tokenizer, torch.float32, device), prompts(tokenizer)
     marker = tokenizer.decode([frequent_token(model, tokenizer, ids, rank=1)])
     monkeypatch.setattr(decoding, "first_refusal_keyword", lambda text: "marker" if marker in text else None)
     expected = greedy_generate(model, tokenizer, ids, 30, 3, stop_on_refusal=True)
@@ -89,13 +94,25 @@ def test_refusal_stop_like_the_eager_engine(tokenizer, monkeypatch):
     assert any(g.finish_reason == "refusal" for g in expected)
 
 
-@cuda
-def test_single_new_token(tokenizer):
-    model, ids = tiny_llama(tokenizer, torch.float32, "cuda"), prompts(tokenizer)
+@pytest.mark.parametrize("device", DEVICES)
+def test_single_new_token(tokenizer, device):
+    model, ids = tiny_llama(tokenizer, torch.float32, device), prompts(tokenizer)
     assert static_greedy_generate(model, tokenizer, ids, 1, 4) == greedy_generate(model, tokenizer, ids, 1, 4)
 
 
-def test_refuses_a_model_off_cuda(tokenizer):
-    model = tiny_llama(tokenizer, torch.float32, "cpu")
-    with pytest.raises(ValueError, match="CUDA"):
-        static_greedy_generate(model, tokenizer, prompts(tokenizer), 4, 2)
+@pytest.mark.parametrize("device", DEVICES)
+def test_batch_shrinks_to_its_running_rows_and_outputs_stay_equal(tokenizer, monkeypatch, device):
+    """Rows whose prompt makes them stop early leave the batch once at most half of it runs; the others
+    decode on in a smaller batch and every output equals the eager engine's."""
+    model, ids = tiny_llama(tokenizer, torch.float32, device), prompts(tokenizer)
+    model.generation_config.eos_token_id = [tokenizer.eos_token_id, frequent_token(model, tokenizer, ids)]
+    sizes = []
+    keep = fastdecode._DecodeState.keep
+    monkeypatch.setattr(
+        fastdecode._DecodeState, "keep", lambda self, rows: (sizes.append((len(self.rows), len(rows))), keep(self, rows))
+    )
+    expected = greedy_generate(model, tokenizer, ids, 60, 8)
+    assert static_greedy_generate(model, tokenizer, ids, 60, 8) == expected
+    lengths = sorted(g.num_tokens for g in expected)
+    assert lengths[3] < 60 - 2 * fastdecode.SYNC_EVERY, lengths  # at least half the rows end early: the batch must shrink
+    assert sizes and all(0 < after <= before // 2 for before, after in sizes), sizes
