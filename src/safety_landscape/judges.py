@@ -131,20 +131,25 @@ class ModelJudge(_Judge):
             self.engine = open_engine(self.spec.get("engine", "hf"), options)
         return self.engine
 
-    def input_ids(self, tokenizer, item: Exchange) -> list[int]:
-        """The judge's input tokens: a raw prompt with the tokenizer's special tokens (BOS), as the authors'
-        code tokenizes it, or chat messages through the judge model's own chat template."""
+    def prompt_text(self, tokenizer, item: Exchange) -> str:
+        """The judge's input text: the format's raw prompt, or its chat messages through the judge model's
+        own chat template (a JudgeError when the model has none)."""
         if self.format.clip_response_tokens:
             item = item._replace(response=clip_tokens(tokenizer, item.response, self.format.clip_response_tokens))
         if self.format.text:
-            return tokenizer(self.format.text(item))["input_ids"]
+            return self.format.text(item)
         if not getattr(tokenizer, "chat_template", None):
             raise JudgeError(
-                f"judges ({self.spec['id']}): the judge model {self.spec['model']} has no chat template; its format "
-                "needs the model's own template (chat_template in tokenizer_config.json or chat_template.jinja)"
+                f"judges ({self.spec['id']}): the judge model {self.spec['model']} has no chat template; the "
+                f"{self.spec['name']} format is rendered through the model's own template (chat_template in "
+                "tokenizer_config.json or chat_template.jinja): use the model's original tokenizer files"
             )
-        text = tokenizer.apply_chat_template(self.format.messages(item, self.spec), tokenize=False, add_generation_prompt=True)
-        return tokenizer(text, add_special_tokens=False)["input_ids"]
+        return tokenizer.apply_chat_template(self.format.messages(item, self.spec), tokenize=False, add_generation_prompt=True)
+
+    def input_ids(self, tokenizer, item: Exchange) -> list[int]:
+        """A raw prompt is tokenized with the tokenizer's special tokens (BOS), as the authors' code does; a
+        chat template writes its own."""
+        return tokenizer(self.prompt_text(tokenizer, item), add_special_tokens=bool(self.format.text))["input_ids"]
 
     def each(self, items: Sequence[Exchange | tuple]) -> Iterator[tuple[int, Verdict]]:
         engine = self._engine()
