@@ -87,7 +87,6 @@ FORMATS = {
     "wildguard": Format(parse_wildguard, 128, text=lambda x: wildguard_prompt(x.prompt, x.response)),  # as allenai/wildguard
     "plain": Format(parse_yes_no, 8, messages=lambda x, spec: yes_no_messages(x.prompt, x.response, spec.get("rubric"))),
 }
-MODEL_JUDGES = ("harmbench", "harmbench-cls", "llama-guard-2", "llama-guard-3", "guard", "strongreject", "wildguard")
 ALIASES = {"harmbench-cls": "harmbench"}
 
 
