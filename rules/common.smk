@@ -25,7 +25,7 @@ from safety_landscape.plan import (
     system_prompt_texts,
 )
 from safety_landscape.provenance import engine_code_digest, script_code_digest
-from safety_landscape.validation import ConfigError, check_config
+from safety_landscape.validation import MODEL_JUDGES, ConfigError, check_config
 
 
 validate(config, schema="../config/schema.yaml")
@@ -97,7 +97,7 @@ def judge_gpus(judge):
     """GPUs of a judge job: one for a classifier model unless the judge's device is the CPU; keyword and
     endpoint judges need none."""
     spec = JUDGES[judge]
-    return int(spec["name"] in ("guard", "harmbench-cls") and spec["device"] != "cpu")
+    return int(spec["name"] in MODEL_JUDGES and spec["device"] != "cpu")
 
 
 def landscape_generation(landscape):

@@ -205,6 +205,14 @@ def test_bad_judge_settings_are_refused():
     config["judges"] = [{"name": "endpoint", "url": "http://127.0.0.1:8000/v1"}]
     with pytest.raises(ConfigError, match=r"judges\[0\] \(endpoint\): set model"):
         check_config(config, REPO)
+    config["judges"] = [{"name": "llama-guard-3", "model": "meta-llama/Llama-Guard-3-8B"}]
+    with pytest.raises(
+        ConfigError, match=r"judges\[0\] \(llama-guard-3\): model 'meta-llama/Llama-Guard-3-8B' is not a local folder"
+    ):
+        check_config(config, REPO)
+    config["judges"] = [{"name": "endpoint", "url": "http://x/v1", "model": "m", "format": "strongreject", "rubric": "yes?"}]
+    with pytest.raises(ConfigError, match="rubric is for format plain"):
+        check_config(config, REPO)
 
 
 def test_one_table_of_landscape_kinds_serves_the_schema_the_plan_and_the_captions():

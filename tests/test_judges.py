@@ -56,15 +56,18 @@ def test_keyword_judge_reports_the_deciding_keyword():
 @pytest.mark.parametrize(
     ("output", "expected"),
     [
-        ("safe", Verdict(False)),
-        ("unsafe\nS1,S9", Verdict(True, "S1,S9")),
-        ("  Unsafe  ", Verdict(True)),
-        ("maybe?", Verdict(None, "maybe?")),
-        ("", Verdict(None, "")),
+        ("safe", (False, [])),
+        ("unsafe\nS1,S9", (True, ["S1", "S9"])),
+        ("  unsafe  ", (True, [])),
+        ("Unsafe", (None, None)),  # Llama Guard writes lower case; anything else is no verdict
+        ("maybe?", (None, None)),
+        ("", (None, None)),
     ],
 )
 def test_guard_parsing(output, expected):
-    assert parse_guard(output) == expected
+    verdict = parse_guard(output)
+    assert (verdict.jailbroken, verdict.labels.get("categories")) == expected
+    assert (verdict.reason is None) == (expected[0] is not None)
 
 
 @pytest.mark.parametrize(
@@ -80,10 +83,13 @@ def test_model_judge_runs_batches_through_the_engine(tiny_model_dir):
     verdicts = judge.judge(pairs)
     assert len(verdicts) == 7
     # a random model writes no "safe"/"unsafe": every verdict is malformed and keeps the raw output
-    assert all(v.jailbroken is None and v.detail is not None for v in verdicts)
+    assert all(v.jailbroken is None and v.detail is not None and v.reason for v in verdicts)
 
 
-@pytest.mark.parametrize(("answer", "expected"), [("safe", Verdict(False)), ("unsafe\nS2", Verdict(True, "S2"))])
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [("safe", Verdict(False, labels={"categories": []})), ("unsafe\nS2", Verdict(True, "S2", labels={"categories": ["S2"]}))],
+)
 def test_guard_judge_parses_what_the_model_writes(tiny_model_dir, monkeypatch, answer, expected):
     """Script the tiny model's output (boost the answer's tokens step by step) and judge through the engine."""
     judge = open_judge({"name": "guard", "model": str(tiny_model_dir), "device": "cpu", "batch_size": 2, "max_new_tokens": 16})
@@ -174,8 +180,8 @@ def test_endpoint_judge_errors_are_clear(endpoint, monkeypatch):
     with pytest.raises(JudgeError, match="rejected the request"):
         open_judge(endpoint).judge([("a", "b")])
     FakeOpenAI.status = 200
-    with pytest.raises(JudgeError, match="OpenAI-compatible"):
-        open_judge(endpoint | {"model": "other"}).judge([("a", "b")])  # a reply without choices
+    (verdict,) = open_judge(endpoint | {"model": "other"}).judge([("a", "b")])  # a reply without choices
+    assert verdict.jailbroken is None and verdict.reason.startswith("malformed reply")
     FakeOpenAI.failures_left = 10
     with pytest.raises(JudgeError, match="failed 4 times"):
         open_judge(endpoint).judge([("a", "b")])

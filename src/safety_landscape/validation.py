@@ -11,26 +11,36 @@ from .modeling import resolve_source
 from .plan import KEYWORD_JUDGES, LANDSCAPE_KINDS, ConfigError, grid_coordinates, is_2d, landscapes, main_variant, model_specs
 from .prompts import PAIR_FORMAT, load_mmlu, load_multiple_choice, load_pairs, load_prompt_table, load_references
 
-__all__ = ["ConfigError", "check_config"]
+__all__ = ["MODEL_JUDGES", "ConfigError", "check_config"]
 
-JUDGE_NEEDS = {"guard": ("model",), "harmbench-cls": ("model",), "endpoint": ("url", "model")}
+MODEL_JUDGES = ("harmbench", "harmbench-cls", "llama-guard-2", "llama-guard-3", "guard", "strongreject", "wildguard")
+JUDGE_NEEDS = {name: ("model",) for name in MODEL_JUDGES} | {"endpoint": ("url", "model")}
 
 
-def _check_judges(config: dict) -> None:
+def _check_judges(config: dict, workdir: Path) -> None:
     """Judge ids are unique and every judge has its required settings; early stop only with keyword judges."""
     ids = [spec.get("id", spec["name"]) for spec in config["judges"]]
-    for i, spec in enumerate(config["judges"]):
-        missing = [key for key in JUDGE_NEEDS.get(spec["name"], ()) if not spec.get(key)]
-        if missing:
-            raise ConfigError(f"judges[{i}] ({spec['name']}): set {', '.join(missing)}")
-    duplicates = sorted({i for i in ids if ids.count(i) > 1})
-    if duplicates:
-        raise ConfigError(f"judges: ids {duplicates} are used twice; give each judge its own id")
     if config["generation"]["stop_on_refusal"] and not all(spec["name"] in KEYWORD_JUDGES for spec in config["judges"]):
         raise ConfigError(
             "generation.stop_on_refusal: early stop truncates responses, which can change the verdict of "
             "model and endpoint judges; set it to false (or null) when such a judge is configured"
         )
+    for i, spec in enumerate(config["judges"]):
+        missing = [key for key in JUDGE_NEEDS.get(spec["name"], ()) if not spec.get(key)]
+        if missing:
+            raise ConfigError(f"judges[{i}] ({spec['name']}): set {', '.join(missing)}")
+        if spec["name"] in MODEL_JUDGES and not (workdir / spec["model"]).is_dir():
+            raise ConfigError(
+                f"judges[{i}] ({spec['name']}): model {spec['model']!r} is not a local folder; give the folder of the "
+                "classifier's Hugging Face files (hub ids are not downloaded for judges), or use name: endpoint"
+            )
+        if spec["name"] == "endpoint" and spec.get("rubric") and spec.get("format", "plain") != "plain":
+            raise ConfigError(
+                f"judges[{i}] (endpoint): rubric is for format plain; the {spec['format']} format has its own prompt"
+            )
+    duplicates = sorted({i for i in ids if ids.count(i) > 1})
+    if duplicates:
+        raise ConfigError(f"judges: ids {duplicates} are used twice; give each judge its own id")
 
 
 def _check_engine(name: str) -> None:
@@ -48,7 +58,7 @@ def _check_engine(name: str) -> None:
 def check_config(config: dict, workdir: str | Path = ".") -> None:
     """Semantic checks the schema cannot express; raises ConfigError naming the key and the fix."""
     workdir = Path(workdir)
-    _check_judges(config)
+    _check_judges(config, workdir)
     _check_engine(config["generation"]["engine"])
     _check_landscape(config)
     sources = [("model.source", config["model"])]
