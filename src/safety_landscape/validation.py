@@ -29,7 +29,7 @@ def _check_judges(config: dict) -> None:
     if config["generation"]["stop_on_refusal"] and not all(spec["name"] in KEYWORD_JUDGES for spec in config["judges"]):
         raise ConfigError(
             "generation.stop_on_refusal: early stop truncates responses, which can change the verdict of "
-            "model and endpoint judges; set it to false (or null) when such a judge is configured"
+            "every judge but the keyword judge; set it to false (or null) when such a judge is configured"
         )
 
 
