@@ -9,7 +9,10 @@ import pytest
 
 from conftest import REPO
 from safety_landscape.judges import Verdict, open_judge
+from safety_landscape.plan import stop_on_refusal
 from safety_landscape.refusal_judge import opening, refusal_decision, refusal_rule
+from safety_landscape.validation import ConfigError, check_config
+from test_config import default_config
 
 NO_REFUSAL = "no refusal in the opening"
 # (answer, jailbroken, why)
@@ -85,3 +88,13 @@ def test_held_out_agreement_stays_at_the_documented_figure(tmp_path):
     quoted = f"{100 * held_out['agreement']:.1f} %"
     assert f"agrees with people on **{quoted}**" in (REPO / "docs" / "judges.md").read_text()
     assert quoted in (REPO / "README.md").read_text()
+
+
+def test_early_stop_is_off_with_a_refusal_judge_and_asking_for_it_is_an_error():
+    config = default_config()
+    config["judges"] = [{"name": "keyword"}, {"name": "refusal"}]
+    assert stop_on_refusal(config) is False  # early stop could cut a disclaimer before its turn to compliance
+    check_config(config, REPO)
+    config["generation"]["stop_on_refusal"] = True
+    with pytest.raises(ConfigError, match="every judge but the keyword judge; set it to false"):
+        check_config(config, REPO)
