@@ -1,10 +1,10 @@
 """Judge stage: decide per response whether a harmful prompt was answered (jailbroken).
 
 Judges: the paper's refusal keywords (`keyword`, exact), refusal rules on the answer's opening
-(`refusal`, refusal_judge.py), a safety classifier model in the Llama Guard style (`guard`), a yes/no classifier prompt in the
-HarmBench style (`harmbench-cls`), and any OpenAI-compatible chat endpoint as LLM judge
-(`endpoint`). Verdicts are cached per (judge, judge config, response), so a judge never sees the
-same response twice and changing judges never regenerates responses.
+(`refusal`, refusal_judge.py), a safety classifier model in the Llama Guard style (`guard`), a
+yes/no classifier prompt in the HarmBench style (`harmbench-cls`), and any OpenAI-compatible chat
+endpoint as LLM judge (`endpoint`). Verdicts are cached per (judge, judge config, response), so a
+judge never sees the same response twice and changing judges never regenerates responses.
 """
 
 from __future__ import annotations
