@@ -312,7 +312,7 @@ def test_slurm_profile_plans_gpu_jobs(tmp_path, tiny_model_dir):
 def test_html_report_builds(finished_run):
     snakemake(finished_run, "--report", str(finished_run / "report.html"))
     html = (finished_run / "report.html").read_text(errors="replace")
-    assert "refusal" in html and "landscape_1d.png" in html
+    assert "judges keyword, refusal (the first headlines)" in html and "landscape_1d.png" in html
     # captions state the setup and the VISAGE of the run
     judge, visage = (
         (finished_run / "results" / "tiny" / "tables" / "visage_summary.csv").read_text().splitlines()[1].split(",")[:2]
