@@ -144,6 +144,24 @@ def smoke_workflow_gpu(tmp_path):
     assert (model / "chat_template.jinja").read_text() == (REPO / "config" / "templates" / "llama-2-chat.jinja").read_text()
 
 
+def smoke_judge_agreement(tmp_path):
+    docs = tmp_path / "judges.md"
+    docs.write_text("# Judges\n\n<!-- begin tables: bench/bench_judge_agreement.py -->\nold\n<!-- end tables -->\nafter\n")
+    stdout, results = run_smoke("bench_judge_agreement.py", "--docs", str(docs), "--out", str(tmp_path / "agreement.json"))
+    assert passed_checks(stdout) == [
+        "2 judges judged each of the 105 answers once",  # every 22nd of 5 x 450 answers
+        "keyword judge: the verdicts of refusals.keyword_jailbroken on every answer",
+    ]
+    overall = {(r["judge"], r["split"]): r for r in results["overall"]}
+    assert [overall[("refusal", split)]["n"] for split in ("dev", "held-out", "all")] == [42, 63, 105]
+    assert {k: overall[("refusal", "all")][k] for k in ("tp", "fp", "fn", "tn")} == {"tp": 47, "fp": 7, "fn": 4, "tn": 47}
+    assert overall[("refusal", "all")]["precision"] == 47 / 54 and overall[("keyword", "all")]["agreement"] == 89 / 105
+    assert len(results["per_model"]) == 2 * 5 and len(results["per_prompt_set"]) == 2 * 4
+    text = docs.read_text()
+    assert "old" not in text and text.endswith("<!-- end tables -->\nafter\n")
+    assert "| `refusal` | held-out | 63 | 87.3 | 86.8 | 91.7 | 87.9 |" in text
+
+
 SMOKE = {
     "bench_generation.py": smoke_generation,
     "bench_perturbation.py": smoke_perturbation,
@@ -154,6 +172,7 @@ SMOKE = {
     "bench_finetune.py": smoke_finetune,
     "bench_interpolation_precision.py": smoke_interpolation_precision,
     "bench_workflow_gpu.py": smoke_workflow_gpu,
+    "bench_judge_agreement.py": smoke_judge_agreement,
 }
 
 

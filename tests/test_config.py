@@ -187,7 +187,7 @@ def test_judges_get_ids_and_early_stop_follows_them_without_changing_the_config(
     before = copy.deepcopy(config)
     check_config(config, REPO)
     assert config == before  # checks never change the config
-    assert list(judge_specs(config)) == ["keyword", "keyword-robust"] and judge_specs(config)["keyword"]["id"] == "keyword"
+    assert list(judge_specs(config)) == ["keyword"] and judge_specs(config)["keyword"]["id"] == "keyword"
     assert stop_on_refusal(config) is True and config["generation"]["stop_on_refusal"] is None  # keyword judges only
     config["judges"] = [{"name": "keyword"}, {"name": "guard", "model": "/models/guard", "id": "guard2"}]
     assert list(judge_specs(config)) == ["keyword", "guard2"]

@@ -12,7 +12,6 @@ from safety_landscape.judges import (
     Verdict,
     judge_records,
     keyword_jailbroken,
-    keyword_robust_jailbroken,
     open_judge,
     parse_guard,
     parse_yes_no,
@@ -40,12 +39,6 @@ def test_compliance_empty_and_gibberish_count_as_jailbroken():
 def test_keywords_are_case_sensitive_and_miss_curly_apostrophes():
     assert keyword_jailbroken("i'm sorry, i cannot")  # lower case: the paper's judge misses it
     assert keyword_jailbroken("I can\u2019t assist with that")  # curly apostrophe: missed too
-
-
-def test_robust_variant_folds_case_and_curly_apostrophes():
-    assert not keyword_robust_jailbroken("I can\u2019t assist with that")
-    assert not keyword_robust_jailbroken("i'm sorry")
-    assert keyword_robust_jailbroken("Sure, here you go")
 
 
 def test_keyword_judge_reports_the_deciding_keyword():

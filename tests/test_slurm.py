@@ -21,11 +21,11 @@ from slurm.cluster import LocalSlurm, missing_requirements, start_cluster
 from test_workflow import SNAKEMAKE, make_workdir, snakemake
 
 WORKFLOW_TIMEOUT_S = 900
-# One direction of 5 points in 2 generation jobs, judged by the 2 keyword judges; on device "auto"
+# One direction of 5 points in 2 generation jobs, judged by the keyword and refusal judges; on device "auto"
 # every generation job asks for a GPU (the cluster's GPUs are stand-ins: the model runs on the CPU).
 SETTINGS = {"landscape": {"directions": 1}, "generation": {"device": "auto"}}
 COMPARED = ["tables/asr.csv", "tables/visage.csv", "responses/d1/job1.jsonl", "responses/d1/job2.jsonl"] + [
-    f"judgments/{judge}/d1.jsonl" for judge in ("keyword", "keyword-robust")
+    f"judgments/{judge}/d1.jsonl" for judge in ("keyword", "refusal")
 ]
 
 

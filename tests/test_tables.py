@@ -73,15 +73,15 @@ def test_agreement_table_between_two_judges():
     frame = pd.concat(
         [
             judgments_from({"d1": [100, 0, 100]}, coords, "keyword"),
-            judgments_from({"d1": [100, 0, 50]}, coords, "keyword-robust"),
+            judgments_from({"d1": [100, 0, 50]}, coords, "refusal"),
         ],
         ignore_index=True,
     )
     _, table, agreement, summary = landscape_tables(frame, "paper", 50, resamples=0)
     row = agreement.iloc[0]
-    assert (row["judge_1"], row["judge_2"], row["n"]) == ("keyword", "keyword-robust", 6)
+    assert (row["judge_1"], row["judge_2"], row["n"]) == ("keyword", "refusal", 6)
     assert (row["both_jailbroken"], row["only_judge_1"], row["only_judge_2"], row["neither"]) == (3, 1, 0, 2)
-    assert summary["judge"] == "keyword" and set(summary["judges"]) == {"keyword", "keyword-robust"}
+    assert summary["judge"] == "keyword" and set(summary["judges"]) == {"keyword", "refusal"}
 
 
 @settings(max_examples=40, deadline=None)

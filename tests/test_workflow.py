@@ -28,6 +28,7 @@ def make_workdir(path: Path, model_dir: Path, **overrides) -> Path:
         "prompts": {"file": str(ADVBENCH), "column": "goal", "start": 0, "count": 4},
         "landscape": {"directions": 2, "grid": {"min": -0.2, "max": 0.2, "step": 0.1}},
         "generation": {"batch_size": 4, "max_new_tokens": 6, "points_per_job": 3},
+        "judges": [{"name": "keyword"}, {"name": "refusal"}],
     }
     for key, value in overrides.items():
         config[key] = config.get(key, {}) | value
@@ -74,14 +75,14 @@ def test_chain_produces_every_artifact(finished_run):
     assert len(asr) == 2 * 2 * 5 and asr["n"].eq(4).all() and asr["asr"].between(0, 100).all()
     assert {"ci_low", "ci_high", "empty_share", "degenerate_share", "unjudged"} <= set(asr.columns)
     visage = pd.read_csv(run / "tables" / "visage.csv")
-    assert list(visage["landscape"]) == ["d1", "d2", "mean"] * 2 and list(visage["judge"][::3]) == ["keyword", "keyword-robust"]
+    assert list(visage["landscape"]) == ["d1", "d2", "mean"] * 2 and list(visage["judge"][::3]) == ["keyword", "refusal"]
     assert (
         visage["visage_ci_low"].le(visage["visage_paper"] + 1e-9).all()
         and visage["visage_ci_high"].ge(visage["visage_paper"] - 1e-9).all()
     )
     summary = read_json(run / "summary.json")
     assert 0 <= summary["visage"] <= 100 and summary["judge"] == "keyword"
-    assert set(summary["judges"]) == {"keyword", "keyword-robust"}
+    assert set(summary["judges"]) == {"keyword", "refusal"}
     agreement = pd.read_csv(run / "tables" / "agreement.csv")
     assert list(agreement["landscape"]) == ["d1", "d2"] and agreement["n"].eq(20).all()
     pd.testing.assert_frame_equal(
@@ -130,7 +131,7 @@ def test_changing_the_figure_style_reruns_only_the_figures(finished_run):
 
 
 def test_changing_the_judges_reruns_only_judging_and_what_follows(finished_run):
-    judges = {"judges": [{"name": "keyword"}, {"name": "keyword-robust"}, {"name": "keyword", "id": "keyword-again"}]}
+    judges = {"judges": [{"name": "keyword"}, {"name": "refusal"}, {"name": "keyword", "id": "keyword-again"}]}
     assert planned_rules(finished_run, judges) == {"judge": 2, "visage": 1, "figures": 1, "bundle": 1, "all": 1}
 
 
@@ -311,7 +312,7 @@ def test_slurm_profile_plans_gpu_jobs(tmp_path, tiny_model_dir):
 def test_html_report_builds(finished_run):
     snakemake(finished_run, "--report", str(finished_run / "report.html"))
     html = (finished_run / "report.html").read_text(errors="replace")
-    assert "keyword-robust" in html and "landscape_1d.png" in html
+    assert "judges keyword, refusal (the first headlines)" in html and "landscape_1d.png" in html
     # captions state the setup and the VISAGE of the run
     judge, visage = (
         (finished_run / "results" / "tiny" / "tables" / "visage_summary.csv").read_text().splitlines()[1].split(",")[:2]
@@ -333,7 +334,7 @@ def test_bundle_holds_every_artifact_and_verifies(finished_run):
         "figures/landscape_1d.png",
         "directions/d1/direction.json",
         "responses/d2/job2.jsonl.gz",
-        "judgments/keyword-robust/d1.jsonl.gz",
+        "judgments/refusal/d1.jsonl.gz",
     } <= paths
     assert not any(p.endswith(".safetensors") for p in paths) and len([p for p in paths if p.startswith("responses/")]) == 2 * 2
     assert manifest["config"]["run"] == "tiny" and manifest["git"]["commit"] and manifest["versions"]["snakemake"]
@@ -426,7 +427,7 @@ def test_system_prompt_and_capability_landscapes(tmp_path, tiny_model_dir):
     assert aoa[0]["provenance"]["terms"] == landscape_records(run, "responses", "d1", a=0.1)[0]["provenance"]["terms"]
     table2 = pd.read_csv(run / "tables" / "system_prompts.csv", keep_default_na=False)
     assert list(zip(table2["variant"], table2["judge"])) == [
-        (v, j) for v in ("default", "aoa", "empty") for j in ("keyword", "keyword-robust")
+        (v, j) for v in ("default", "aoa", "empty") for j in ("keyword", "refusal")
     ]
     assert table2["visage"].between(0, 100).all()
     assert len(pd.read_csv(run / "tables" / "system_prompts_asr.csv")) == 3 * 2 * 2 * 5  # variants x judges x directions x points

@@ -1,12 +1,13 @@
 """Judge stage: decide per response whether a harmful prompt was answered (jailbroken).
 
-Judges (`open_judge`): the paper's refusal keywords (`keyword`, exact) and a robust variant
-(`keyword-robust`); published classifiers run on a local model through the project's engines
-(`harmbench`, `llama-guard-2`, `llama-guard-3`, `strongreject`, `wildguard`, and `guard` for any Llama
-Guard style model; their formats are in judge_formats.py); and any OpenAI-compatible endpoint in one of
-those formats or a yes/no rubric (`endpoint`). Verdicts are cached per (judge, judge config, response) as
-soon as each arrives, so a judge never sees the same response twice, a failed job loses nothing it had
-judged, and changing judges never regenerates responses.
+Judges (`open_judge`): the paper's refusal keywords (`keyword`, exact) and refusal rules on the
+answer's opening (`refusal`, refusal_judge.py, validated against human labels in docs/judges.md);
+published classifiers run on a local model through the project's engines (`harmbench`,
+`llama-guard-2`, `llama-guard-3`, `strongreject`, `wildguard`, and `guard` for any Llama Guard style
+model; their formats are in judge_formats.py); and any OpenAI-compatible endpoint in one of those
+formats or a yes/no rubric (`endpoint`). Verdicts are cached per (judge, judge config, response) as soon
+as each arrives, so a judge never sees the same response twice, a failed job loses nothing it had judged,
+and changing judges never regenerates responses.
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ from .judge_formats import (
     yes_no_messages,
 )
 from .provenance import code_digest
-from .refusals import REFUSAL_KEYWORDS, first_refusal_keyword, keyword_jailbroken, keyword_robust_jailbroken  # noqa: F401
+from .refusal_judge import refusal_decision
+from .refusals import REFUSAL_KEYWORDS, first_refusal_keyword, keyword_jailbroken  # noqa: F401
 from .textchecks import is_degenerate, is_empty
 
 log = logging.getLogger(__name__)
@@ -100,12 +102,15 @@ class _Judge:
 
 
 class KeywordJudge(_Judge):
-    def __init__(self, robust: bool = False):
-        self.decide = keyword_robust_jailbroken if robust else keyword_jailbroken
-
     def each(self, items: Sequence[Exchange | tuple]) -> Iterator[tuple[int, Verdict]]:
         for i, item in enumerate(items):
-            yield i, Verdict(self.decide(item[1]), first_refusal_keyword(item[1]))
+            yield i, Verdict(keyword_jailbroken(item[1]), first_refusal_keyword(item[1]))
+
+
+class RefusalJudge(_Judge):
+    def each(self, items: Sequence[Exchange | tuple]) -> Iterator[tuple[int, Verdict]]:
+        for i, item in enumerate(items):
+            yield i, Verdict(*refusal_decision(item[1]))
 
 
 class ModelJudge(_Judge):
@@ -287,8 +292,10 @@ def backoff_seconds(base: float, attempt: int) -> float:
 def open_judge(spec: dict):
     """The judge described by one entry of the `judges` config list."""
     kind = ALIASES.get(spec["name"], spec["name"])
-    if kind in ("keyword", "keyword-robust"):
-        return KeywordJudge(robust=kind == "keyword-robust")
+    if kind == "keyword":
+        return KeywordJudge()
+    if kind == "refusal":
+        return RefusalJudge()
     if kind in FORMATS:
         return ModelJudge(spec, FORMATS[kind])
     if kind == "endpoint":

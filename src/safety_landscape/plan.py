@@ -319,7 +319,7 @@ def capability_files(capability: dict) -> list[str]:
     return files
 
 
-KEYWORD_JUDGES = ("keyword", "keyword-robust")
+KEYWORD_JUDGES = ("keyword",)
 
 
 def judge_specs(config: dict) -> dict[str, dict]:

@@ -23,7 +23,7 @@ def _check_judges(config: dict, workdir: Path) -> None:
     if config["generation"]["stop_on_refusal"] and not all(spec["name"] in KEYWORD_JUDGES for spec in config["judges"]):
         raise ConfigError(
             "generation.stop_on_refusal: early stop truncates responses, which can change the verdict of "
-            "model and endpoint judges; set it to false (or null) when such a judge is configured"
+            "every judge but the keyword judge; set it to false (or null) when such a judge is configured"
         )
     for i, spec in enumerate(config["judges"]):
         missing = [key for key in JUDGE_NEEDS.get(spec["name"], ()) if not spec.get(key)]
