@@ -15,6 +15,7 @@ from safety_landscape.plan import (
     generation_dtype,
     generation_jobs,
     generation_settings,
+    guard_judges,
     is_2d,
     judge_specs,
     landscape_setup,
@@ -51,6 +52,8 @@ VARIANT_LANDSCAPES = {
     variant: MAIN if variant == main_variant(config) else [f"{name}@{variant}" for name in MAIN] for variant in SYSTEM_PROMPTS
 }
 JUDGES = judge_specs(config)
+# Judges in Llama Guard's format, by id: tables/guard_categories.csv counts their category codes.
+GUARD_JUDGES = guard_judges(config)
 # The landscape's setup as the report's captions state it.
 SETUP = landscape_setup(config)
 # Generation jobs by (landscape, number); the job of every point; points that wait for an earlier one.
@@ -191,6 +194,7 @@ def figure_targets():
 def all_targets():
     targets = [f"{RUN}/tables/{table}.{ext}" for table in ("asr", "visage", "agreement") for ext in ("csv", "parquet")]
     targets += [f"{RUN}/summary.json", *figure_targets()]
+    targets += [f"{RUN}/tables/guard_categories.csv"] if GUARD_JUDGES else []
     targets += [f"{RUN}/projections/{name}.json" for name in PROJECTED]
     if config["align"]["enabled"]:
         targets.append(f"{ALIGNED}/eval.json")

@@ -327,6 +327,17 @@ def judge_specs(config: dict) -> dict[str, dict]:
     return {spec.get("id", spec["name"]): spec | {"id": spec.get("id", spec["name"])} for spec in config["judges"]}
 
 
+GUARD_FORMATS = ("llama-guard-2", "llama-guard-3", "guard")
+
+
+def guard_judges(config: dict) -> dict[str, str]:
+    """The judges that answer in Llama Guard's format (with category codes), by id: their format
+    (llama-guard-2, llama-guard-3 or guard; an endpoint judge's `format`)."""
+    specs = judge_specs(config)
+    kinds = {judge_id: spec.get("format") if spec["name"] == "endpoint" else spec["name"] for judge_id, spec in specs.items()}
+    return {judge_id: kind for judge_id, kind in kinds.items() if kind in GUARD_FORMATS}
+
+
 def stop_on_refusal(config: dict) -> bool:
     """generation.stop_on_refusal, where null means: on when every judge is a keyword judge (which
     early stop cannot fool)."""
