@@ -9,7 +9,7 @@ from typing import Sequence
 
 from .modeling import resolve_source
 from .plan import KEYWORD_JUDGES, LANDSCAPE_KINDS, ConfigError, grid_coordinates, is_2d, landscapes, main_variant, model_specs
-from .prompts import PAIR_FORMAT, load_mmlu, load_multiple_choice, load_pairs, load_prompt_table, load_references
+from .prompts import PAIR_FORMAT, load_mmlu, load_multiple_choice, load_pairs, load_prompt_table, load_references, select_contexts
 
 __all__ = ["MODEL_JUDGES", "ConfigError", "check_config"]
 
@@ -84,6 +84,11 @@ def check_config(config: dict, workdir: str | Path = ".") -> None:
             f"prompts.count: rows {prompts['start']}..{prompts['start'] + count - 1} asked for, "
             f"{prompts['file']} has {len(table)}"
         )
+    if prompts.get("context_column"):
+        try:
+            select_contexts(workdir / prompts["file"], prompts["context_column"], prompts["start"], count)
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
     align = config["align"]
     if align["enabled"]:
         _check_align(align, prompts, count, workdir)
