@@ -17,6 +17,7 @@ from safety_landscape.plan import (
     generation_settings,
     guard_judges,
     is_2d,
+    judge_models,
     judge_specs,
     landscape_setup,
     landscapes,
@@ -52,6 +53,8 @@ VARIANT_LANDSCAPES = {
     variant: MAIN if variant == main_variant(config) else [f"{name}@{variant}" for name in MAIN] for variant in SYSTEM_PROMPTS
 }
 JUDGES = judge_specs(config)
+# Model judges given by hub id, by judge id: the model rule downloads each (its spec is in MODELS).
+JUDGE_MODELS = judge_models(config)
 # Judges in Llama Guard's format, by id: tables/guard_categories.csv counts their category codes.
 GUARD_JUDGES = guard_judges(config)
 # The landscape's setup as the report's captions state it.
@@ -101,6 +104,11 @@ def judge_gpus(judge):
     endpoint judges need none."""
     spec = JUDGES[judge]
     return int(spec["name"] in MODEL_JUDGES and spec["device"] != "cpu")
+
+
+def judge_model_manifest(judge):
+    """The manifest of a judge's model when the judge names it by hub id, else None (a local folder)."""
+    return manifest(JUDGE_MODELS[judge]["name"]) if judge in JUDGE_MODELS else None
 
 
 def landscape_generation(landscape):
