@@ -15,7 +15,9 @@ from safety_landscape.plan import (
     generation_dtype,
     generation_jobs,
     generation_settings,
+    guard_judges,
     is_2d,
+    judge_models,
     judge_specs,
     landscape_setup,
     landscapes,
@@ -51,6 +53,10 @@ VARIANT_LANDSCAPES = {
     variant: MAIN if variant == main_variant(config) else [f"{name}@{variant}" for name in MAIN] for variant in SYSTEM_PROMPTS
 }
 JUDGES = judge_specs(config)
+# Model judges given by hub id, by judge id: the model rule downloads each (its spec is in MODELS).
+JUDGE_MODELS = judge_models(config)
+# Judges in Llama Guard's format, by id: tables/guard_categories.csv counts their category codes.
+GUARD_JUDGES = guard_judges(config)
 # The landscape's setup as the report's captions state it.
 SETUP = landscape_setup(config)
 # Generation jobs by (landscape, number); the job of every point; points that wait for an earlier one.
@@ -98,6 +104,11 @@ def judge_gpus(judge):
     endpoint judges need none."""
     spec = JUDGES[judge]
     return int(spec["name"] in MODEL_JUDGES and spec["device"] != "cpu")
+
+
+def judge_model_manifest(judge):
+    """The manifest of a judge's model when the judge names it by hub id, else None (a local folder)."""
+    return manifest(JUDGE_MODELS[judge]["name"]) if judge in JUDGE_MODELS else None
 
 
 def landscape_generation(landscape):
@@ -191,6 +202,7 @@ def figure_targets():
 def all_targets():
     targets = [f"{RUN}/tables/{table}.{ext}" for table in ("asr", "visage", "agreement") for ext in ("csv", "parquet")]
     targets += [f"{RUN}/summary.json", *figure_targets()]
+    targets += [f"{RUN}/tables/guard_categories.csv"] if GUARD_JUDGES else []
     targets += [f"{RUN}/projections/{name}.json" for name in PROJECTED]
     if config["align"]["enabled"]:
         targets.append(f"{ALIGNED}/eval.json")

@@ -1,5 +1,6 @@
-# VISAGE: ASR per point, VISAGE per landscape and judge (both definitions, bootstrap CIs), judge
-# agreement, and the run's summary.
+# VISAGE: ASR per point, VISAGE per landscape and judge (both definitions, bootstrap CIs; on the mean
+# score too for scoring judges), judge agreement, the run's summary, and the category counts of the
+# judges that answer in Llama Guard's format.
 rule visage:
     input:
         landscape_judgments(MAIN),
@@ -12,11 +13,13 @@ rule visage:
         visage_parquet=f"{RUN}/tables/visage.parquet",
         agreement_parquet=f"{RUN}/tables/agreement.parquet",
         summary=f"{RUN}/summary.json",
+        **({"guard_categories": f"{RUN}/tables/guard_categories.csv"} if GUARD_JUDGES else {}),
     params:
         code=code("visage.py"),
         setup=SETUP,
         landscapes=MAIN,
         judges=list(JUDGES),
+        guard=GUARD_JUDGES,
         visage=config["visage"],
         run=config["run"],
         kind=config["landscape"]["kind"],

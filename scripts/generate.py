@@ -4,7 +4,7 @@ import torch
 
 from safety_landscape.generate import claim_generation_gpus, generate_job, open_generation
 from safety_landscape.io import log_to_file, read_json
-from safety_landscape.prompts import prompts_digest, select_prompts
+from safety_landscape.prompts import contextual_prompts, prompts_digest, select_contexts, select_prompts
 
 log_to_file(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
@@ -12,7 +12,12 @@ p = snakemake.params
 gpu_locks = claim_generation_gpus(p.generation, p.gpu_locks)  # held until the job ends
 model_info = read_json(snakemake.input.model)
 engine, settings = open_generation(p.generation, model_info["path"], p.trust_remote_code)
-prompts = select_prompts(snakemake.input.prompts, p.prompts["column"], p.prompts["start"], p.prompts["count"])
+cfg = p.prompts
+prompts = select_prompts(snakemake.input.prompts, cfg["column"], cfg["start"], cfg["count"])
+fields = None
+if cfg.get("context_column"):  # contextual behaviours: the model reads each one's context before it
+    contexts = select_contexts(snakemake.input.prompts, cfg["context_column"], cfg["start"], cfg["count"])
+    prompts, fields = contextual_prompts(prompts, contexts)
 generate_job(
     engine,
     model_info["digest"],
@@ -23,4 +28,5 @@ generate_job(
     p.points,
     snakemake.output[0],
     p.cache,
+    fields,
 )

@@ -5,7 +5,8 @@ from safety_landscape.modeling import folder_digest, materialize_source, pin_rev
 
 log_to_file(snakemake.log[0])
 spec = snakemake.params.spec
-source = pin_revision(resolve_source(spec["source"], spec.get("gguf_file"), revision=spec.get("revision")))
+key = spec.get("key", "model.source")  # a judge model's is judges[<i>].model
+source = pin_revision(resolve_source(spec["source"], spec.get("gguf_file"), key, spec.get("revision")), key)
 folder = materialize_source(source, snakemake.params.convert_dir, spec.get("trust_remote_code", False))
 if spec.get("chat_template"):
     folder = with_chat_template(

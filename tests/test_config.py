@@ -205,11 +205,26 @@ def test_bad_judge_settings_are_refused():
     config["judges"] = [{"name": "endpoint", "url": "http://127.0.0.1:8000/v1"}]
     with pytest.raises(ConfigError, match=r"judges\[0\] \(endpoint\): set model"):
         check_config(config, REPO)
-    config["judges"] = [{"name": "llama-guard-3", "model": "meta-llama/Llama-Guard-3-8B"}]
-    with pytest.raises(
-        ConfigError, match=r"judges\[0\] \(llama-guard-3\): model 'meta-llama/Llama-Guard-3-8B' is not a local folder"
-    ):
+    config["judges"] = [{"name": "llama-guard-3", "model": "meta-llama/Llama-Guard-3-8B", "revision": "a" * 40}]
+    check_config(config, REPO)  # a hub id: the model rule downloads it
+    config["judges"] = [{"name": "llama-guard-3", "model": "./no/such/folder"}]
+    with pytest.raises(ConfigError) as err:
         check_config(config, REPO)
+    assert str(err.value) == (
+        "judges[0] (llama-guard-3): model './no/such/folder' is neither a local folder nor a hub id; give the folder of "
+        "the classifier's Hugging Face files, or its hub id (such as meta-llama/Llama-Guard-3-8B) with revision: <commit>"
+    )
+    config["judges"] = [{"name": "harmbench", "model": "data", "revision": "main"}]
+    with pytest.raises(ConfigError) as err:
+        check_config(config, REPO)
+    assert (
+        str(err.value)
+        == "judges[0] (harmbench): revision 'main' is for hub ids, and model 'data' is a local folder; remove revision"
+    )
+    config["judges"] = [{"name": "endpoint", "url": "http://x/v1", "model": "m", "revision": "main"}]
+    with pytest.raises(ConfigError) as err:
+        check_config(config, REPO)
+    assert str(err.value) == "judges[0] (endpoint): revision is for model judges given by hub id; remove it"
     config["judges"] = [{"name": "endpoint", "url": "http://x/v1", "model": "m", "format": "strongreject", "rubric": "yes?"}]
     with pytest.raises(ConfigError, match="rubric is for format plain"):
         check_config(config, REPO)

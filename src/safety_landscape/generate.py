@@ -102,14 +102,16 @@ def generate_job(
     job: Sequence[dict],
     out: str | os.PathLike,
     cache_dir: str | os.PathLike,
+    prompt_fields: Sequence[dict] | None = None,
 ) -> None:
     """Greedy responses at every point of one generation job (see points.job_results) to one JSONL,
-    every record labelled with its landscape and coordinates; points generated before come from the cache."""
+    every record labelled with its landscape and coordinates (and with its prompt's `prompt_fields`, e.g.
+    a contextual behaviour's behavior and context); points generated before come from the cache."""
     prompt_ids = render_prompts(engine.tokenizer, prompts, settings.system_prompt, settings.chat_template)
     cache_dir = Path(cache_dir)
 
     def respond(terms: list[Term]) -> list[dict]:
-        return generate_records(engine, model_digest, terms, prompts, prompt_ids, prompts_digest, settings)
+        return generate_records(engine, model_digest, terms, prompts, prompt_ids, prompts_digest, settings, prompt_fields)
 
     def cache_file(terms: list[Term]) -> Path:
         return cache_dir / f"{response_cache_key(model_digest, terms, prompts_digest, settings)}.json"
@@ -151,8 +153,10 @@ def generate_records(
     prompt_ids: list[list[int]],
     prompts_digest: str,
     settings: DecodingSettings,
+    prompt_fields: Sequence[dict] | None = None,
 ) -> list[dict]:
-    """Greedy responses at theta + sum(terms), one record per prompt with the provenance of the answers."""
+    """Greedy responses at theta + sum(terms), one record per prompt with the provenance of the answers
+    (and the prompt's `prompt_fields`, when given)."""
     start = time.perf_counter()
     if terms:
         engine.set_point(terms)
@@ -179,6 +183,7 @@ def generate_records(
         {
             "index": i,
             "prompt": p,
+            **(prompt_fields[i] if prompt_fields else {}),
             "response": g.text,
             "num_tokens": g.num_tokens,
             "finish_reason": g.finish_reason,

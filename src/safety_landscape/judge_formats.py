@@ -208,7 +208,51 @@ def parse_harmbench(output: str) -> Verdict:
 
 # ---- Llama Guard 2 and 3 (meta-llama/PurpleLlama model cards; the model's chat template) -------------
 
-LLAMA_GUARD_CATEGORIES = {"llama-guard-2": 11, "llama-guard-3": 14}
+# The hazard categories by code, as each model's published prompt lists them (model cards and chat templates).
+LLAMA_GUARD_CATEGORY_NAMES = {
+    "llama-guard-2": {
+        f"S{i}": name
+        for i, name in enumerate(
+            [
+                "Violent Crimes",
+                "Non-Violent Crimes",
+                "Sex Crimes",
+                "Child Exploitation",
+                "Specialized Advice",
+                "Privacy",
+                "Intellectual Property",
+                "Indiscriminate Weapons",
+                "Hate",
+                "Self-Harm",
+                "Sexual Content",
+            ],
+            start=1,
+        )
+    },
+    "llama-guard-3": {
+        f"S{i}": name
+        for i, name in enumerate(
+            [
+                "Violent Crimes",
+                "Non-Violent Crimes",
+                "Sex Crimes",
+                "Child Exploitation",
+                "Defamation",
+                "Specialized Advice",
+                "Privacy",
+                "Intellectual Property",
+                "Indiscriminate Weapons",
+                "Hate",
+                "Self-Harm",
+                "Sexual Content",
+                "Elections",
+                "Code Interpreter Abuse",
+            ],
+            start=1,
+        )
+    },
+}
+LLAMA_GUARD_CATEGORIES = {model: len(names) for model, names in LLAMA_GUARD_CATEGORY_NAMES.items()}
 
 
 def guard_messages(prompt: str, response: str) -> list[dict]:

@@ -54,11 +54,13 @@ class JudgeError(RuntimeError):
 
 
 class Exchange(NamedTuple):
-    """What a judge reads: the request, the response and, for contextual behaviours, the context."""
+    """What a judge reads: the request, the response and, for contextual behaviours, the context and the
+    behaviour alone (the request then holds both, as the model read them)."""
 
     prompt: str
     response: str
     context: str | None = None
+    behavior: str | None = None
 
 
 @dataclass(frozen=True)
@@ -80,7 +82,10 @@ def _guard(categories: int | None) -> Format:
 FORMATS = {
     # HarmBench generates one token (SamplingParams(temperature=0, max_tokens=1)) from the raw prompt
     "harmbench": Format(
-        parse_harmbench, 1, text=lambda x: harmbench_prompt(x.prompt, x.response, x.context), clip_response_tokens=512
+        parse_harmbench,
+        1,
+        text=lambda x: harmbench_prompt(x.behavior or x.prompt, x.response, x.context),
+        clip_response_tokens=512,
     ),
     "llama-guard-2": _guard(LLAMA_GUARD_CATEGORIES["llama-guard-2"]),
     "llama-guard-3": _guard(LLAMA_GUARD_CATEGORIES["llama-guard-3"]),
@@ -306,8 +311,9 @@ def open_judge(spec: dict):
 # ---- cached judging ---------------------------------------------------------------------------
 
 
-def response_digest(prompt: str, response: str, context: str | None = None) -> str:
-    return hashlib.sha256(f"{prompt}\0{response}{chr(0) + context if context else ''}".encode()).hexdigest()
+def response_digest(prompt: str, response: str, context: str | None = None, behavior: str | None = None) -> str:
+    extra = "".join(f"\0{name}={value}" for name, value in (("context", context), ("behavior", behavior)) if value)
+    return hashlib.sha256(f"{prompt}\0{response}{extra}".encode()).hexdigest()
 
 
 def judge_cache_dir(root: str | os.PathLike, spec: dict) -> Path:
@@ -321,13 +327,17 @@ LABEL_KEYS = ("landscape", "a", "b", "checkpoint", "eval_set")
 def judge_records(judge, spec: dict, records: Sequence[dict], cache_root: str | os.PathLike) -> tuple[list[dict], int]:
     """A judgment per response record, labelled as the record is (landscape and coordinates, or
     checkpoint and evaluation set) with its prompt index; only responses missing from the cache reach
-    the judge, and each verdict is cached as soon as the judge gives it. A record's `context` (a
-    contextual behaviour's) reaches the judge with it. Returns the judgments and how many responses the
-    judge was asked about."""
+    the judge, and each verdict is cached as soon as the judge gives it. A contextual behaviour's `context`
+    and `behavior` reach the judge with its `prompt` (HarmBench's classifier reads them apart). Returns the
+    judgments and how many responses the judge was asked about."""
     cache, code = judge_cache_dir(cache_root, spec), code_digest("judges")
-    keys = [response_digest(r["prompt"], r["response"], r.get("context")) for r in records]
+    keys = [response_digest(r["prompt"], r["response"], r.get("context"), r.get("behavior")) for r in records]
     cached = {k: v for k in set(keys) if (v := read_cache_entry(cache / f"{k}.json")) is not None}
-    todo = {k: Exchange(r["prompt"], r["response"], r.get("context")) for r, k in zip(records, keys) if k not in cached}
+    todo = {
+        k: Exchange(r["prompt"], r["response"], r.get("context"), r.get("behavior"))
+        for r, k in zip(records, keys)
+        if k not in cached
+    }
     if todo:
         log.info("%s: %d of %d responses to judge (the others are cached or repeats)", spec["id"], len(todo), len(records))
         began, todo_keys = time.perf_counter(), list(todo)

@@ -97,50 +97,50 @@ def _gguf_from_package(package: str, gguf_file: str | None) -> ResolvedSource:
     return ResolvedSource("gguf", str(folder / candidates[0]))
 
 
-def pin_revision(src: ResolvedSource) -> ResolvedSource:
+def pin_revision(src: ResolvedSource, key: str = "model.source") -> ResolvedSource:
     """A hub source at the commit its revision names now (None: the main branch), once the hub confirms
-    that the repository holds safetensors weights there; other sources as they are."""
+    that the repository holds safetensors weights there; other sources as they are. `key` names the
+    config key of the source in error messages (its revision's key is its sibling `revision`)."""
     if src.kind != "hub":
         return src
-    revision = src.revision or "main"
-    info = _hub_model_info(src.location, src.revision)
+    revision, revision_key = src.revision or "main", key.rpartition(".")[0] + ".revision"
+    info = _hub_model_info(src.location, src.revision, key)
     files = {sibling.rfilename for sibling in info.siblings or []}
     if not files & set(SAFETENSORS_WEIGHTS):
         raise ModelSpecError(
-            f"model.source: hub model {src.location!r} has no safetensors weights ({' or '.join(SAFETENSORS_WEIGHTS)}) "
-            f"at revision {revision!r} ({info.sha}), and pickle weights are never loaded; set model.revision to a "
+            f"{key}: hub model {src.location!r} has no safetensors weights ({' or '.join(SAFETENSORS_WEIGHTS)}) "
+            f"at revision {revision!r} ({info.sha}), and pickle weights are never loaded; set {revision_key} to a "
             "revision that has them (such as the safetensors conversion's refs/pr/<number>), or save the model with "
-            "save_pretrained(safe_serialization=True) and set model.source to that folder"
+            f"save_pretrained(safe_serialization=True) and set {key} to that folder"
         )
     log.info("hub model %s: revision %s is commit %s", src.location, revision, info.sha)
     return replace(src, revision=info.sha)
 
 
-def _hub_model_info(repo_id: str, revision: str | None):
-    """The hub's information on a model at `revision` (commit and files); the errors name the fix."""
+def _hub_model_info(repo_id: str, revision: str | None, key: str = "model.source"):
+    """The hub's information on a model at `revision` (commit and files); the errors name the fix (`key`:
+    the source's config key)."""
     from huggingface_hub import HfApi
     from huggingface_hub.errors import GatedRepoError, OfflineModeIsEnabled, RepositoryNotFoundError, RevisionNotFoundError
 
-    login = "(`hf auth login` or the HF_TOKEN environment variable)"
+    login, revision_key = "(`hf auth login` or the HF_TOKEN environment variable)", key.rpartition(".")[0] + ".revision"
     try:
         return HfApi().model_info(repo_id, revision=revision)
     except OfflineModeIsEnabled:
         raise ModelSpecError(
-            f"model.source: hub model {repo_id!r} needs the hub to resolve revision {revision or 'main'!r}, and HF_HUB_OFFLINE "
-            "is set; unset it, or set model.source to a local copy of the model (such as the path in its manifest)"
+            f"{key}: hub model {repo_id!r} needs the hub to resolve revision {revision or 'main'!r}, and HF_HUB_OFFLINE "
+            f"is set; unset it, or set {key} to a local copy of the model (such as the path in its manifest)"
         ) from None
     except GatedRepoError:
-        raise ModelSpecError(
-            f"model.source: hub model {repo_id!r} is gated; accept its terms on the hub, then log in {login}"
-        ) from None
+        raise ModelSpecError(f"{key}: hub model {repo_id!r} is gated; accept its terms on the hub, then log in {login}") from None
     except RevisionNotFoundError:
         raise ModelSpecError(
-            f"model.revision: {revision!r} is no branch, tag or commit of hub model {repo_id!r}; "
+            f"{revision_key}: {revision!r} is no branch, tag or commit of hub model {repo_id!r}; "
             "fix it, or set null for the main branch"
         ) from None
     except RepositoryNotFoundError:
         raise ModelSpecError(
-            f"model.source: hub model {repo_id!r} does not exist or is private; fix the id, or log in {login}"
+            f"{key}: hub model {repo_id!r} does not exist or is private; fix the id, or log in {login}"
         ) from None
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -294,9 +295,10 @@ def finetune_evaluations(config: dict) -> list[tuple[str, str, int, str]]:
 
 
 def model_specs(config: dict) -> dict[str, dict]:
-    """Every model the run reads, by name: the model itself, interpolation endpoints, projected checkpoints."""
+    """Every model the run reads, by name: the model itself, interpolation endpoints, projected checkpoints,
+    and judge models given by hub id."""
     specs = {config["model"]["name"]: config["model"]}
-    for entry in config["landscape"]["endpoints"] + config["landscape"]["project"]:
+    for entry in config["landscape"]["endpoints"] + config["landscape"]["project"] + list(judge_models(config).values()):
         if entry["name"] in specs and specs[entry["name"]]["source"] != entry["source"]:
             raise ConfigError(
                 f"landscape: the name {entry['name']!r} is used for two different sources; give each model its own name"
@@ -320,11 +322,44 @@ def capability_files(capability: dict) -> list[str]:
 
 
 KEYWORD_JUDGES = ("keyword",)
+MODEL_JUDGES = ("harmbench", "harmbench-cls", "llama-guard-2", "llama-guard-3", "guard", "strongreject", "wildguard")
 
 
 def judge_specs(config: dict) -> dict[str, dict]:
     """Every judge by its id (default: its name), each spec with its id filled in."""
     return {spec.get("id", spec["name"]): spec | {"id": spec.get("id", spec["name"])} for spec in config["judges"]}
+
+
+GUARD_FORMATS = ("llama-guard-2", "llama-guard-3", "guard")
+
+
+def guard_judges(config: dict) -> dict[str, str]:
+    """The judges that answer in Llama Guard's format (with category codes), by id: their format
+    (llama-guard-2, llama-guard-3 or guard; an endpoint judge's `format`)."""
+    specs = judge_specs(config)
+    kinds = {judge_id: spec.get("format") if spec["name"] == "endpoint" else spec["name"] for judge_id, spec in specs.items()}
+    return {judge_id: kind for judge_id, kind in kinds.items() if kind in GUARD_FORMATS}
+
+
+def judge_models(config: dict, workdir: str | Path = ".") -> dict[str, dict]:
+    """The model judges whose `model` is a hub id rather than a local folder, by judge id: the spec the model
+    rule downloads it with, named after the id and revision (meta-llama/Llama-Guard-3-8B at main:
+    meta-llama--Llama-Guard-3-8B, at a revision: ...--<revision>)."""
+    result = {}
+    for i, (judge_id, spec) in enumerate(judge_specs(config).items()):
+        if spec["name"] not in MODEL_JUDGES or (Path(workdir) / spec["model"]).is_dir():
+            continue
+        revision = spec.get("revision")
+        name = spec["model"].replace("/", "--") + (f"--{re.sub(r'[^A-Za-z0-9_.-]', '_', revision)}" if revision else "")
+        result[judge_id] = {
+            "name": name,
+            "source": spec["model"],
+            "revision": revision,
+            "gguf_file": None,
+            "trust_remote_code": spec.get("trust_remote_code", False),
+            "key": f"judges[{i}].model",
+        }
+    return result
 
 
 def stop_on_refusal(config: dict) -> bool:

@@ -45,6 +45,30 @@ def select_prompts(path: str | os.PathLike, column: str, start: int, count: int 
     return table[column].astype(str).tolist()[start:stop]
 
 
+def select_contexts(path: str | os.PathLike, column: str, start: int, count: int | None) -> list[str | None]:
+    """Rows [start, start+count) of a context column (HarmBench's ContextString); an empty cell is no context (None)."""
+    path = Path(path)
+    table = pd.read_json(path, lines=True) if path.suffix == ".jsonl" else pd.read_csv(path)
+    if column not in table.columns:
+        raise PromptFileError(
+            f"prompts.context_column: {path} has no column {column!r} (columns: {list(table.columns)}); "
+            "name the column that holds the contexts, or set null"
+        )
+    stop = len(table) if count is None else start + count
+    return [None if pd.isna(c) or not str(c).strip() else str(c) for c in table[column].tolist()[start:stop]]
+
+
+CONTEXT_SEPARATOR = "\n\n---\n\n"
+
+
+def contextual_prompts(prompts: list[str], contexts: list[str | None]) -> tuple[list[str], list[dict]]:
+    """What the model is asked for each behaviour and its context, as HarmBench's DirectRequest writes it (the
+    context, a "---" line, the behaviour; the behaviour alone without a context), and the fields its response
+    records carry: the behaviour and the context."""
+    asked = [f"{c}{CONTEXT_SEPARATOR}{p}" if c else p for p, c in zip(prompts, contexts, strict=True)]
+    return asked, [{"behavior": p, "context": c} for p, c in zip(prompts, contexts)]
+
+
 def prompts_digest(prompts: list[str]) -> str:
     return sha256_json(prompts)
 

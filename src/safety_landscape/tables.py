@@ -11,7 +11,17 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from .metrics import asr_of, attack_success_rate, basin_area, basin_interval, bootstrap_indices, cohen_kappa, visage_pair
+from .metrics import (
+    asr_of,
+    attack_success_rate,
+    basin_area,
+    basin_interval,
+    bootstrap_indices,
+    cohen_kappa,
+    visage_on_scores,
+    visage_pair,
+)
+from .plan import point_name
 
 
 def load_judgments(files: Sequence[str | os.PathLike]) -> pd.DataFrame:
@@ -175,6 +185,72 @@ def landscape_tables(
         "agreement": agreement.to_dict("records"),
     }
     return asr_table, visage_table, agreement, summary
+
+
+def with_scores(judgments: pd.DataFrame, asr: pd.DataFrame, visage_table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The ASR and VISAGE tables of `landscape_tables` with the scoring judges' columns added (the tables as
+    they are when no judge gives scores): `mean_score` per point, the mean `score` (in [0, 1]) of its judged
+    responses, and `visage_score` per landscape, VISAGE with S = 100 * mean score in place of the ASR
+    (`metrics.visage_on_scores`; the "mean" row averages the landscapes). Other judges' rows hold nan."""
+    if "score" not in judgments.columns or judgments["score"].isna().all():
+        return asr, visage_table
+    axes = ["a", "b"] if "b" in judgments.columns else ["a"]
+    keys = ["judge", "landscape", *axes]
+    scoring = judgments.groupby("judge")["score"].transform(lambda s: s.notna().any())
+    means = judgments[scoring].groupby(keys, sort=False)["score"].mean().rename("mean_score").reset_index()
+    if means["mean_score"].isna().any():
+        missing = means.loc[means["mean_score"].isna(), keys].to_dict("records")[:3]
+        raise ValueError(f"a scoring judge scored no response at points {missing}; check its log")
+    per_landscape = [
+        {"judge": judge, "landscape": landscape, "visage_score": visage_on_scores(group["mean_score"])}
+        for (judge, landscape), group in means.groupby(["judge", "landscape"], sort=False)
+    ]
+    scores = pd.DataFrame(per_landscape)
+    mean_rows = scores.groupby("judge", sort=False)["visage_score"].mean().reset_index().assign(landscape="mean")
+    scores = pd.concat([scores, mean_rows], ignore_index=True)
+    return (
+        asr.merge(means, on=keys, how="left", validate="one_to_one"),
+        visage_table.merge(scores, on=["judge", "landscape"], how="left", validate="one_to_one"),
+    )
+
+
+def guard_category_table(judgments: pd.DataFrame, categories: dict[str, dict[str, str] | None]) -> pd.DataFrame:
+    """How often each Llama Guard judge flagged each category: per judge, landscape and point (and per
+    landscape, `point` "all", a and b empty), the number of judged responses (`judged`), of those flagged
+    with the category (`flagged`; a response may carry several codes) and their share in percent.
+
+    `categories` maps each Llama Guard judge's id to its category names by code (every code gets a row,
+    zeros included), or to None for a judge whose codes are not checked (the codes it gave, without names)."""
+    axes = ["a", "b"] if "b" in judgments.columns else ["a"]
+    rows = []
+    for judge, names in categories.items():
+        judged = judgments[(judgments["judge"] == judge) & judgments["jailbroken"].notna()]
+        flags = judged[["landscape", *axes, "categories"]].explode("categories").dropna(subset=["categories"])
+        codes = list(names) if names else sorted(set(flags["categories"]), key=lambda c: (len(c), c))
+        for landscape in dict.fromkeys(judged["landscape"]):
+            ours, flagged = judged[judged["landscape"] == landscape], flags[flags["landscape"] == landscape]
+            scopes = [("all", {axis: np.nan for axis in axes}, len(ours), flagged["categories"])]
+            for coords, point in ours.groupby(axes, sort=True):
+                at = flagged[(flagged[axes] == np.asarray(coords)).all(axis=1)]
+                scopes.append((point_name(coords), dict(zip(axes, coords)), len(point), at["categories"]))
+            for name, where, n, found in scopes:
+                counts = found.value_counts()
+                rows += [
+                    {
+                        "judge": judge,
+                        "landscape": landscape,
+                        "point": name,
+                        **where,
+                        "category": code,
+                        "name": names[code] if names else None,
+                        "judged": n,
+                        "flagged": int(counts.get(code, 0)),
+                        "share": 100.0 * counts.get(code, 0) / n,
+                    }
+                    for code in codes
+                ]
+    columns = ["judge", "landscape", "point", *axes, "category", "name", "judged", "flagged", "share"]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def load_checkpoint_judgments(files: Sequence[str | os.PathLike]) -> pd.DataFrame:

@@ -8,12 +8,21 @@ from pathlib import Path
 from typing import Sequence
 
 from .modeling import resolve_source
-from .plan import KEYWORD_JUDGES, LANDSCAPE_KINDS, ConfigError, grid_coordinates, is_2d, landscapes, main_variant, model_specs
-from .prompts import PAIR_FORMAT, load_mmlu, load_multiple_choice, load_pairs, load_prompt_table, load_references
+from .plan import (
+    KEYWORD_JUDGES,
+    LANDSCAPE_KINDS,
+    MODEL_JUDGES,
+    ConfigError,
+    grid_coordinates,
+    is_2d,
+    landscapes,
+    main_variant,
+    model_specs,
+)
+from .prompts import PAIR_FORMAT, load_mmlu, load_multiple_choice, load_pairs, load_prompt_table, load_references, select_contexts
 
 __all__ = ["MODEL_JUDGES", "ConfigError", "check_config"]
 
-MODEL_JUDGES = ("harmbench", "harmbench-cls", "llama-guard-2", "llama-guard-3", "guard", "strongreject", "wildguard")
 JUDGE_NEEDS = {name: ("model",) for name in MODEL_JUDGES} | {"endpoint": ("url", "model")}
 
 
@@ -29,11 +38,10 @@ def _check_judges(config: dict, workdir: Path) -> None:
         missing = [key for key in JUDGE_NEEDS.get(spec["name"], ()) if not spec.get(key)]
         if missing:
             raise ConfigError(f"judges[{i}] ({spec['name']}): set {', '.join(missing)}")
-        if spec["name"] in MODEL_JUDGES and not (workdir / spec["model"]).is_dir():
-            raise ConfigError(
-                f"judges[{i}] ({spec['name']}): model {spec['model']!r} is not a local folder; give the folder of the "
-                "classifier's Hugging Face files (hub ids are not downloaded for judges), or use name: endpoint"
-            )
+        if spec["name"] in MODEL_JUDGES:
+            _check_judge_model(f"judges[{i}] ({spec['name']})", spec, workdir)
+        elif spec.get("revision"):
+            raise ConfigError(f"judges[{i}] ({spec['name']}): revision is for model judges given by hub id; remove it")
         if spec["name"] == "endpoint" and spec.get("rubric") and spec.get("format", "plain") != "plain":
             raise ConfigError(
                 f"judges[{i}] (endpoint): rubric is for format plain; the {spec['format']} format has its own prompt"
@@ -41,6 +49,26 @@ def _check_judges(config: dict, workdir: Path) -> None:
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
     if duplicates:
         raise ConfigError(f"judges: ids {duplicates} are used twice; give each judge its own id")
+
+
+def _check_judge_model(key: str, spec: dict, workdir: Path) -> None:
+    """A model judge's `model` is a local folder of Hugging Face files or a hub id (`revision` only with a hub id)."""
+    model, revision = spec["model"], spec.get("revision")
+    if (workdir / model).is_dir():
+        if revision:
+            raise ConfigError(
+                f"{key}: revision {revision!r} is for hub ids, and model {model!r} is a local folder; remove revision"
+            )
+        return
+    try:
+        kind = resolve_source(model).kind
+    except ValueError:
+        kind = None
+    if kind != "hub":
+        raise ConfigError(
+            f"{key}: model {model!r} is neither a local folder nor a hub id; give the folder of the classifier's Hugging "
+            "Face files, or its hub id (such as meta-llama/Llama-Guard-3-8B) with revision: <commit>"
+        )
 
 
 def _check_engine(name: str) -> None:
@@ -84,6 +112,11 @@ def check_config(config: dict, workdir: str | Path = ".") -> None:
             f"prompts.count: rows {prompts['start']}..{prompts['start'] + count - 1} asked for, "
             f"{prompts['file']} has {len(table)}"
         )
+    if prompts.get("context_column"):
+        try:
+            select_contexts(workdir / prompts["file"], prompts["context_column"], prompts["start"], count)
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
     align = config["align"]
     if align["enabled"]:
         _check_align(align, prompts, count, workdir)
