@@ -12,7 +12,7 @@ p = snakemake.params
 gpu_locks = claim_generation_gpus(p.generation, p.gpu_locks)  # held until the job ends
 model_info = read_json(snakemake.input.model)
 engine, settings = open_generation(p.generation, model_info["path"], p.trust_remote_code)
-prompts = select_prompts(snakemake.input.prompts, p.prompts["column"], p.prompts["start"], p.prompts["count"])
+prompts = select_prompts(snakemake.input.prompts, p.prompts["column"], p.prompts["start"], p.prompts["count"], p.prompts["where"])
 generate_job(
     engine,
     model_info["digest"],

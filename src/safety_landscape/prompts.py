@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -36,13 +37,68 @@ def load_prompt_table(path: str | os.PathLike, column: str) -> pd.DataFrame:
     return table
 
 
-def select_prompts(path: str | os.PathLike, column: str, start: int, count: int | None) -> list[str]:
-    """Rows [start, start+count) of the prompt column (count None = to the end)."""
-    table = load_prompt_table(path, column)
+def select_prompts(
+    path: str | os.PathLike, column: str, start: int, count: int | None, where: dict[str, str] | None = None
+) -> list[str]:
+    """Rows [start, start+count) of the prompt column (count None = to the end), counted among the rows
+    whose columns equal `where` (e.g. {"label": "safe"}; None = every row)."""
+    table = filter_rows(load_prompt_table(path, column), where, path)
     stop = len(table) if count is None else start + count
     if stop > len(table):
         raise PromptFileError(f"prompts.count: asked for rows {start}..{stop - 1} but {path} has {len(table)} rows")
     return table[column].astype(str).tolist()[start:stop]
+
+
+def filter_rows(table: pd.DataFrame, where: dict[str, str] | None, path: str | os.PathLike) -> pd.DataFrame:
+    """The rows of `table` whose columns equal the values of `where`, renumbered from 0."""
+    for column, value in (where or {}).items():
+        if column not in table.columns:
+            raise PromptFileError(f"{path} has no column {column!r} to select {value!r} rows (columns: {list(table.columns)})")
+        table = table[table[column].astype(str) == value]
+    if table.empty:
+        raise PromptFileError(f"{path} has no rows with {where}")
+    return table.reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class PromptSet:
+    """A prompt set shipped in data/: its file, prompt column, the rows it keeps and its source."""
+
+    file: str
+    column: str
+    where: dict[str, str] = field(default_factory=dict)
+    source: str = ""
+
+
+PROMPT_SETS = {
+    "advbench": PromptSet("data/advbench/harmful_behaviors.csv", "goal", source="AdvBench harmful behaviors, MIT"),
+    "xstest": PromptSet("data/xstest/xstest_prompts.csv", "prompt", source="XSTest, CC BY 4.0"),
+    "xstest-safe": PromptSet("data/xstest/xstest_prompts.csv", "prompt", {"label": "safe"}, "XSTest, CC BY 4.0"),
+    "xstest-unsafe": PromptSet("data/xstest/xstest_prompts.csv", "prompt", {"label": "unsafe"}, "XSTest, CC BY 4.0"),
+}
+DEFAULT_COLUMN = "goal"  # the prompt column of a file given without one (AdvBench's)
+
+
+def prompt_source(spec: dict, key: str = "prompts", default: str = "advbench") -> dict:
+    """A prompts setting ({set} or {file, column}, with start and count) resolved to {set, file, column,
+    where, start, count}: a shipped set by its name, a custom file as it is; neither set nor file: the
+    set `default`. `key` names the setting in error messages."""
+    name, file, column = spec.get("set"), spec.get("file"), spec.get("column")
+    if name is not None and (file is not None or column is not None):
+        raise PromptFileError(
+            f"{key}: give either set (a shipped prompt set) or file and column (your own), not both; "
+            f"set {name!r} names its own file and column"
+        )
+    if file is None:
+        name = name or default
+        if name not in PROMPT_SETS:
+            raise PromptFileError(f"{key}.set: unknown prompt set {name!r}; the shipped sets are {', '.join(PROMPT_SETS)}")
+        chosen = PROMPT_SETS[name]
+        file, column, where = chosen.file, chosen.column, dict(chosen.where)
+    else:
+        column, where = column or DEFAULT_COLUMN, {}
+    rows = {"start": spec.get("start", 0), "count": spec.get("count")}
+    return {"set": name, "file": file, "column": column, "where": where} | rows
 
 
 def prompts_digest(prompts: list[str]) -> str:
