@@ -17,23 +17,23 @@ class PromptFileError(ValueError):
     """A prompt file that cannot be used; the message names the key and the fix."""
 
 
-def load_prompt_table(path: str | os.PathLike, column: str) -> pd.DataFrame:
-    """Read a CSV or JSONL prompt file and check that `column` holds non-empty text."""
+def load_prompt_table(path: str | os.PathLike, column: str, key: str = "prompts") -> pd.DataFrame:
+    """Read a CSV or JSONL prompt file and check that `column` holds non-empty text (`key`: the setting, for messages)."""
     path = Path(path)
     if not path.is_file():
-        raise PromptFileError(f"prompts.file: {path} does not exist; point it at a CSV or JSONL file")
+        raise PromptFileError(f"{key}.file: {path} does not exist; point it at a CSV or JSONL file")
     try:
         table = pd.read_json(path, lines=True) if path.suffix == ".jsonl" else pd.read_csv(path)
     except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
-        raise PromptFileError(f"prompts.file: {path} is not a well-formed {path.suffix or 'CSV'} file ({err})") from None
+        raise PromptFileError(f"{key}.file: {path} is not a well-formed {path.suffix or 'CSV'} file ({err})") from None
     if column not in table.columns:
-        raise PromptFileError(f"prompts.column: {path} has no column {column!r} (columns: {list(table.columns)})")
+        raise PromptFileError(f"{key}.column: {path} has no column {column!r} (columns: {list(table.columns)})")
     if table.empty:
-        raise PromptFileError(f"prompts.file: {path} holds no prompts")
+        raise PromptFileError(f"{key}.file: {path} holds no prompts")
     text = table[column]
     bad = [int(i) for i in table.index[text.isna() | (text.astype(str).str.strip() == "")]]
     if bad:
-        raise PromptFileError(f"prompts.file: {path} has empty {column!r} values in rows {bad[:10]}; fill or remove them")
+        raise PromptFileError(f"{key}.file: {path} has empty {column!r} values in rows {bad[:10]}; fill or remove them")
     return table
 
 

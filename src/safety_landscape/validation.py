@@ -102,7 +102,8 @@ def _check_prompts(spec: dict, key: str, default: str, workdir: Path) -> tuple[d
     after checking that the file holds them."""
     try:
         prompts = prompt_source(spec, key, default)
-        table = filter_rows(load_prompt_table(workdir / prompts["file"], prompts["column"]), prompts["where"], prompts["file"])
+        table = load_prompt_table(workdir / prompts["file"], prompts["column"], key)
+        table = filter_rows(table, prompts["where"], prompts["file"])
     except ValueError as err:
         raise ConfigError(str(err)) from None
     count = prompts["count"] if prompts["count"] is not None else len(table) - prompts["start"]
