@@ -178,3 +178,35 @@ def test_over_refusal_table_counts_refusals_over_judged_answers():
     assert with_ci.loc[1, ["asr_ci_low", "asr_ci_high"]].tolist() == [0.0, 0.0]
     with pytest.raises(ValueError, match="answered at other points"):
         over_refusal_table(harmful, safe[safe["a"] != 0.1], resamples=0)
+
+
+def test_over_refusal_figure_has_a_panel_per_direction_or_two_contours():
+    from safety_landscape.figures import plot_over_refusal
+
+    style = {"style": "whitegrid", "context": "notebook", "palette": "colorblind", "dpi": 80}
+    line = over_refusal_table(
+        pd.concat([judgments("d1", {-0.1: [True], 0.0: [False], 0.1: [True]}), judgments("d2", {-0.1: [True], 0.0: [False]})]),
+        pd.concat(
+            [
+                judgments("d1@over-refusal", {-0.1: [True], 0.0: [False], 0.1: [True]}),
+                judgments("d2@over-refusal", {-0.1: [True], 0.0: [False]}),
+            ]
+        ),
+        resamples=10,
+    )
+    assert [ax.get_title() for ax in plot_over_refusal(line, style, "t").axes] == ["direction d1", "direction d2"]
+    plane = {(a, b): [a > 0, b > 0] for a in (-0.1, 0.0, 0.1) for b in (-0.1, 0.0, 0.1)}
+    harmful, safe = (
+        pd.DataFrame(
+            [
+                {"judge": "keyword", "landscape": name, "a": a, "b": b, "index": i, "jailbroken": v}
+                for (a, b), verdicts in plane.items()
+                for i, v in enumerate(verdicts)
+            ]
+        ).astype({"jailbroken": "boolean"})
+        for name in ("d1-d2", "d1-d2@over-refusal")
+    )
+    table = over_refusal_table(harmful, safe, resamples=0)
+    assert table.loc[(table["a"] == 0.1) & (table["b"] == 0.1), ["asr", "refusal_rate"]].values.tolist() == [[100.0, 0.0]]
+    titles = [ax.get_title() for ax in plot_over_refusal(table, style, "t").axes]
+    assert titles[:2] == ["ASR on harmful prompts (answered)", "refusal rate on safe prompts (refused)"] and len(titles) == 3
