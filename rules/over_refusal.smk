@@ -14,7 +14,7 @@ rule over_refusal_table:
         setup=SETUP,
         safe_prompts=PROMPTS[OVER_REFUSAL[0]] if OVER_REFUSAL else None,
         judge=REFUSAL_JUDGE,
-        visage=config["visage"],
+        bootstrap={key: config["visage"][key] for key in ("bootstrap", "confidence", "seed")},
     log:
         f"{RUN}/logs/over_refusal_table.log",
     conda:

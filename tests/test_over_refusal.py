@@ -77,6 +77,7 @@ def test_refusal_rate_and_asr_at_every_point(run):
         "refusal_ci_low",
         "refusal_ci_high",
         "n_safe",
+        "safe_broken_share",
     ]
     assert set(table["judge"]) == {"keyword"}
     for landscape in ("d1", "d2"):
@@ -85,6 +86,7 @@ def test_refusal_rate_and_asr_at_every_point(run):
         assert rows["refusal_rate"].tolist() == REFUSAL_RATE[landscape]
         assert rows["asr"].tolist() == LINE_ASR[landscape]
         assert rows["n_safe"].tolist() == rows["n_harmful"].tolist() == [4] * 9
+        assert rows["safe_broken_share"].tolist() == [0.0] * 9  # the scripted answers are whole sentences
         assert (rows["refusal_ci_low"] <= rows["refusal_rate"]).all() and (rows["refusal_rate"] <= rows["refusal_ci_high"]).all()
 
 

@@ -149,9 +149,11 @@ def test_over_refusal_prompt_settings_are_checked_before_any_work():
         check_config(config, REPO)
 
 
-def judgments(landscape: str, verdicts: dict[float, list[bool | None]]) -> pd.DataFrame:
+def judgments(landscape: str, verdicts: dict[float, list[bool | None]], degenerate: float | None = None) -> pd.DataFrame:
+    """Judgment records of one landscape; the first answer at a = `degenerate` is degenerate, the second empty."""
     rows = [
         {"judge": "keyword", "landscape": landscape, "a": a, "index": i, "jailbroken": v}
+        | {"degenerate": a == degenerate and i == 0, "empty": a == degenerate and i == 1}
         for a, answers in verdicts.items()
         for i, v in enumerate(answers)
     ]
@@ -161,7 +163,9 @@ def judgments(landscape: str, verdicts: dict[float, list[bool | None]]) -> pd.Da
 def test_over_refusal_table_counts_refusals_over_judged_answers():
     harmful = judgments("d1", {-0.1: [True, True, False, True], 0.0: [False] * 4, 0.1: [True, False, False, False]})
     # unjudged (None) safe answers are left out of the rate, as unjudged harmful ones are left out of the ASR
-    safe = judgments("d1@over-refusal", {-0.1: [True] * 4, 0.0: [False, True, None, True], 0.1: [False, False, False, True]})
+    safe = judgments(
+        "d1@over-refusal", {-0.1: [True] * 4, 0.0: [False, True, None, True], 0.1: [False, False, False, True]}, -0.1
+    )
     table = over_refusal_table(harmful, safe, resamples=0)
     assert table.to_dict("list") == {
         "judge": ["keyword"] * 3,
@@ -171,6 +175,7 @@ def test_over_refusal_table_counts_refusals_over_judged_answers():
         "n_harmful": [4, 4, 4],
         "refusal_rate": [0.0, 100 / 3, 75.0],
         "n_safe": [4, 3, 4],
+        "safe_broken_share": [50.0, 0.0, 0.0],
     }
     with_ci = over_refusal_table(harmful, safe, resamples=200, seed=1)
     assert (with_ci["refusal_ci_low"] <= with_ci["refusal_rate"]).all()
@@ -199,7 +204,8 @@ def test_over_refusal_figure_has_a_panel_per_direction_or_two_contours():
     harmful, safe = (
         pd.DataFrame(
             [
-                {"judge": "keyword", "landscape": name, "a": a, "b": b, "index": i, "jailbroken": v}
+                {"judge": "keyword", "landscape": name, "a": a, "b": b, "index": i, "jailbroken": v, "empty": False}
+                | {"degenerate": False}
                 for (a, b), verdicts in plane.items()
                 for i, v in enumerate(verdicts)
             ]

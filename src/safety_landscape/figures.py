@@ -338,15 +338,16 @@ OVER_REFUSAL_CURVES = (
 
 def plot_over_refusal(table: pd.DataFrame, style: dict, title: str):
     """Safety against over-refusal at the same points (over_refusal_table): 1D, one panel per direction
-    with the ASR on the harmful prompts and the refusal rate on the safe prompts against a, bands =
-    bootstrap intervals; 2D, the two as contour panels side by side over (a, b)."""
+    with the ASR on the harmful prompts and the refusal rate on the safe prompts against a (bands =
+    bootstrap intervals) and the share of broken (empty or degenerate) safe answers; 2D, the ASR and
+    the refusal rate as contour panels side by side over (a, b)."""
     if "b" in table:
         return _over_refusal_planes(table, style, title)
     sns.set_theme(style=style["style"], context=style["context"], palette=style["palette"])
     names = list(dict.fromkeys(table["landscape"]))
     colors = sns.color_palette(style["palette"], 2)
     fig, panels = plt.subplots(
-        1, len(names), figsize=(0.6 + 3.9 * len(names), 4.4), sharey=True, layout="constrained", squeeze=False
+        1, len(names), figsize=(max(7.6, 0.6 + 3.9 * len(names)), 4.8), sharey=True, layout="constrained", squeeze=False
     )
     for ax, name in zip(panels[0], names):
         line = table[table["landscape"] == name].sort_values("a")
@@ -355,6 +356,7 @@ def plot_over_refusal(table: pd.DataFrame, style: dict, title: str):
             low, high = ("asr_ci_low", "asr_ci_high") if column == "asr" else ("refusal_ci_low", "refusal_ci_high")
             if low in line:
                 ax.fill_between(line["a"], line[low], line[high], color=color, alpha=0.15, lw=0)
+        ax.plot(line["a"], line["safe_broken_share"], ":", color="0.4", lw=1.5, label="safe prompts answered empty or degenerate")
         _mark_positions(ax, [("θ", 0.0)])
         ax.set(xlabel=r"perturbation size $a$  ($\theta + a\,d$)", ylim=(-3, 103), title=f"direction {name}")
         ax.title.set_fontsize("medium")
@@ -362,7 +364,7 @@ def plot_over_refusal(table: pd.DataFrame, style: dict, title: str):
     fig.legend(
         *panels[0][0].get_legend_handles_labels(),
         loc="outside lower center",
-        ncol=2,
+        ncol=3 if len(names) > 1 else 1,
         fontsize="small",
         title="bands: bootstrap intervals over prompts",
         title_fontsize="small",

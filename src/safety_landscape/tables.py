@@ -334,7 +334,8 @@ def over_refusal_table(
     `harmful` and `safe` are judgments of that judge (load_judgments), the safe ones labelled with the
     over-refusal landscapes ("d1@over-refusal"), which answer at the points of "d1". Columns: judge,
     landscape, a[, b], asr, asr_ci_low, asr_ci_high, n_harmful, refusal_rate, refusal_ci_low,
-    refusal_ci_high, n_safe."""
+    refusal_ci_high, n_safe, and safe_broken_share: the share of safe answers that are empty or
+    degenerate (repetitive), which a model broken by the perturbation writes instead of refusing."""
     axes = ["a", "b"] if "b" in harmful.columns else ["a"]
     # a refusal is a verdict "not jailbroken" (an unjudged response stays unjudged)
     refusals = safe.assign(landscape=safe["landscape"].str.split("@").str[0], jailbroken=~safe["jailbroken"])
@@ -346,8 +347,14 @@ def over_refusal_table(
             raise ValueError(f"the safe prompts of {landscape} were answered at other points than its harmful prompts")
         asr = rate_with_interval(jailbroken, resamples, confidence, seed).add_prefix("asr_")
         refusal = rate_with_interval(refused, resamples, confidence, seed).add_prefix("refusal_")
-        tables.append(pd.concat([points, asr, refusal], axis=1).assign(judge=group["judge"].iloc[0], landscape=landscape))
+        of_safe = refusals[refusals["landscape"] == landscape]
+        broken = (of_safe["empty"] | of_safe["degenerate"]).groupby([of_safe[axis] for axis in axes], sort=True).mean() * 100
+        tables.append(
+            pd.concat([points, asr, refusal], axis=1).assign(
+                judge=group["judge"].iloc[0], landscape=landscape, safe_broken_share=broken.to_numpy()
+            )
+        )
     table = pd.concat(tables, ignore_index=True).rename(columns={"asr_rate": "asr", "asr_n": "n_harmful", "refusal_n": "n_safe"})
     ordered = ["judge", "landscape", *axes, "asr", "asr_ci_low", "asr_ci_high", "n_harmful"]
-    ordered += ["refusal_rate", "refusal_ci_low", "refusal_ci_high", "n_safe"]
+    ordered += ["refusal_rate", "refusal_ci_low", "refusal_ci_high", "n_safe", "safe_broken_share"]
     return table[[c for c in ordered if c in table.columns]]
