@@ -24,6 +24,7 @@ include: "rules/project.smk"
 include: "rules/visage.smk"
 include: "rules/table1.smk"
 include: "rules/table2.smk"
+include: "rules/over_refusal.smk"
 include: "rules/figures.smk"
 include: "rules/export.smk"
 include: "rules/bundle.smk"
@@ -42,6 +43,8 @@ localrules:
     finetune_figures,
     system_prompt_tables,
     system_prompt_figures,
+    over_refusal_table,
+    over_refusal_figures,
     bundle,
 
 

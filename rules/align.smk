@@ -42,7 +42,7 @@ rule align:
 rule align_eval:
     input:
         model=f"{ALIGNED}/manifest.json",
-        harmful=config["prompts"]["file"],
+        harmful=HARMFUL["file"],
         benign=config["align"]["benign_eval_prompts"],
     output:
         report(
@@ -52,7 +52,8 @@ rule align_eval:
         ),
     params:
         code=code("align_eval.py"),
-        column=config["prompts"]["column"],
+        column=HARMFUL["column"],
+        where=HARMFUL["where"],
         max_new_tokens=config["generation"]["max_new_tokens"],
         system_prompt=GENERATION["system_prompt"],
         trust_remote_code=config["model"]["trust_remote_code"],

@@ -19,10 +19,12 @@ from safety_landscape.plan import (
     is_2d,
     judge_models,
     judge_specs,
+    landscape_prompts,
     landscape_setup,
     landscapes,
     main_variant,
     model_specs,
+    refusal_judge,
     reused_points,
     system_prompt_texts,
 )
@@ -45,6 +47,13 @@ MODELS = model_specs(config)
 AXES = {axis.name: axis for axis in axes(config)}
 LANDSCAPES = {ls.name: ls for ls in landscapes(config)}
 MAIN = [name for name, ls in LANDSCAPES.items() if ls.group == "main"]
+# The prompts each landscape answers, resolved ({set, file, column, where, start, count}): the harmful
+# prompts, or over_refusal's safe prompts for the over-refusal landscapes ("d1@over-refusal").
+PROMPTS = {name: landscape_prompts(config, ls) for name, ls in LANDSCAPES.items()}
+HARMFUL = PROMPTS[MAIN[0]]
+OVER_REFUSAL = [name for name, ls in LANDSCAPES.items() if ls.group == "over-refusal"]
+# The judge whose "not jailbroken" counts as a refusal of a safe prompt (over-refusal landscapes only).
+REFUSAL_JUDGE = refusal_judge(config) if OVER_REFUSAL else None
 # System prompt variants: the main landscape's label first; "d1@aoa" is d1 answered under the variant "aoa".
 SYSTEM_PROMPTS = system_prompt_texts(config)
 # The generation settings with the main landscape's system prompt and early stop resolved.
@@ -84,7 +93,7 @@ FT_PLANE = next((name for name, ls in LANDSCAPES.items() if ls.group == "finetun
 wildcard_constraints:
     model="|".join(re.escape(name) for name in MODELS),
     axis="[dif][0-9]+",
-    landscape="[dif][0-9]+(-[dif][0-9]+)?(@[A-Za-z0-9_]+)?",
+    landscape="[dif][0-9]+(-[dif][0-9]+)?(@[A-Za-z0-9_-]+)?",
     job="[0-9]+",
     dataset="|".join(re.escape(name) for name in FT_DATASETS) or "no-dataset",
     group="|".join(["aligned", *(re.escape(name) for name in FT_DATASETS)]),
@@ -210,6 +219,8 @@ def all_targets():
         targets += [f"{RUN}/tables/system_prompts.csv", *(f"{RUN}/figures/system_prompts.{ext}" for ext in ("png", "pdf"))]
     if config["capability"]["enabled"]:
         targets += [f"{RUN}/tables/capability.csv", *(f"{RUN}/figures/capability.{ext}" for ext in ("png", "pdf"))]
+    if OVER_REFUSAL:
+        targets += [f"{RUN}/tables/over_refusal.csv", *(f"{RUN}/figures/over_refusal.{ext}" for ext in ("png", "pdf"))]
     return targets + finetune_targets()
 
 
@@ -225,7 +236,8 @@ def finetune_targets():
 def bundle_files():
     """Bundle path -> file of every artifact the run publishes."""
     files = [path for path in all_targets() if path.startswith(f"{RUN}/")]
-    files += job_files("responses", LANDSCAPES) + landscape_judgments(list(LANDSCAPES))
+    files += job_files("responses", LANDSCAPES) + landscape_judgments([name for name in LANDSCAPES if name not in OVER_REFUSAL])
+    files += [f"{RUN}/judgments/{REFUSAL_JUDGE}/{name}.jsonl" for name in OVER_REFUSAL]
     files += [f"{RUN}/directions/{axis}/direction.json" for axis in AXES]
     if config["capability"]["enabled"]:
         files += job_files("capability", MAIN)

@@ -7,7 +7,7 @@
 rule generate:
     input:
         model=subject_manifest(),
-        prompts=config["prompts"]["file"],
+        prompts=lambda wc: PROMPTS[wc.landscape]["file"],
         points=lambda wc: f"{RUN}/points/{LANDSCAPES[wc.landscape].point_landscape}",
         same_weights=same_weight_inputs("responses"),
     output:
@@ -16,7 +16,7 @@ rule generate:
         code=code("generate.py", keywords=GENERATION["stop_on_refusal"]),
         engine_code=engine_code_digest(GENERATION["engine"]),
         points=lambda wc: [{"landscape": p.landscape, "name": p.name, **dict(zip("ab", p.coords))} for p in job_of(wc).points],
-        prompts=config["prompts"],
+        prompts=lambda wc: PROMPTS[wc.landscape],
         generation=lambda wc: landscape_generation(LANDSCAPES[wc.landscape]),
         cache=f"{CACHE}/responses",
         trust_remote_code=config["model"]["trust_remote_code"],

@@ -13,6 +13,6 @@ p = snakemake.params
 path = read_json(snakemake.input.model)["path"]
 tokenizer = load_tokenizer(path, p.trust_remote_code)
 model = load_model(path, trust_remote_code=p.trust_remote_code)
-harmful = select_prompts(snakemake.input.harmful, p.column, 0, 80)
+harmful = select_prompts(snakemake.input.harmful, p.column, 0, 80, p.where)
 benign = open(snakemake.input.benign, encoding="utf-8").read().splitlines()
 write_json(snakemake.output[0], evaluate_alignment(model, tokenizer, harmful, benign, p.max_new_tokens, p.system_prompt))

@@ -13,10 +13,10 @@ gpu_locks = claim_generation_gpus(p.generation, p.gpu_locks)  # held until the j
 model_info = read_json(snakemake.input.model)
 engine, settings = open_generation(p.generation, model_info["path"], p.trust_remote_code)
 cfg = p.prompts
-prompts = select_prompts(snakemake.input.prompts, cfg["column"], cfg["start"], cfg["count"])
+prompts = select_prompts(snakemake.input.prompts, cfg["column"], cfg["start"], cfg["count"], cfg["where"])
 fields = None
 if cfg.get("context_column"):  # contextual behaviours: the model reads each one's context before it
-    contexts = select_contexts(snakemake.input.prompts, cfg["context_column"], cfg["start"], cfg["count"])
+    contexts = select_contexts(snakemake.input.prompts, cfg["context_column"], cfg["start"], cfg["count"], cfg["where"])
     prompts, fields = contextual_prompts(prompts, contexts)
 generate_job(
     engine,

@@ -275,7 +275,11 @@ def test_interpolation_without_an_endpoint_is_refused(finished_run):
 
 
 SHIPPED = sorted(
-    str(p.relative_to(REPO)) for p in [*(REPO / "config" / "paper").glob("*.yaml"), REPO / "config" / "smollm2-2d.yaml"]
+    str(p.relative_to(REPO))
+    for p in [
+        *(REPO / "config" / "paper").glob("*.yaml"),
+        *(REPO / "config" / name for name in ("smollm2-2d.yaml", "smollm2-over-refusal.yaml")),
+    ]
 )
 STANDIN = "config/overlays/finetune-advbench.yaml"  # the paper finetune configs' data, substituted
 OVERLAYS = sorted(str(p.relative_to(REPO)) for p in (REPO / "config" / "overlays").glob("*.yaml") if p.name != Path(STANDIN).name)

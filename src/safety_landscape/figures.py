@@ -328,3 +328,63 @@ def plot_study_1d(asr: pd.DataFrame, table: pd.DataFrame, judge: str, style: dic
         frameon=False,
     )
     return fig
+
+
+OVER_REFUSAL_CURVES = (
+    ("asr", "ASR on harmful prompts (answered)", "o", "-"),
+    ("refusal_rate", "refusal rate on safe prompts (refused)", "s", "--"),
+)
+
+
+def plot_over_refusal(table: pd.DataFrame, style: dict, title: str):
+    """Safety against over-refusal at the same points (over_refusal_table): 1D, one panel per direction
+    with the ASR on the harmful prompts and the refusal rate on the safe prompts against a (bands =
+    bootstrap intervals) and the share of broken (empty or degenerate) safe answers; 2D, the ASR and
+    the refusal rate as contour panels side by side over (a, b)."""
+    if "b" in table:
+        return _over_refusal_planes(table, style, title)
+    sns.set_theme(style=style["style"], context=style["context"], palette=style["palette"])
+    names = list(dict.fromkeys(table["landscape"]))
+    colors = sns.color_palette(style["palette"], 2)
+    fig, panels = plt.subplots(
+        1, len(names), figsize=(max(7.6, 0.6 + 3.9 * len(names)), 4.8), sharey=True, layout="constrained", squeeze=False
+    )
+    for ax, name in zip(panels[0], names):
+        line = table[table["landscape"] == name].sort_values("a")
+        for color, (column, label, marker, dash) in zip(colors, OVER_REFUSAL_CURVES):
+            ax.plot(line["a"], line[column], dash, marker=marker, ms=4.5, lw=1.8, color=color, label=label)
+            low, high = ("asr_ci_low", "asr_ci_high") if column == "asr" else ("refusal_ci_low", "refusal_ci_high")
+            if low in line:
+                ax.fill_between(line["a"], line[low], line[high], color=color, alpha=0.15, lw=0)
+        ax.plot(line["a"], line["safe_broken_share"], ":", color="0.4", lw=1.5, label="safe prompts answered empty or degenerate")
+        _mark_positions(ax, [("θ", 0.0)])
+        ax.set(xlabel=r"perturbation size $a$  ($\theta + a\,d$)", ylim=(-3, 103), title=f"direction {name}")
+        ax.title.set_fontsize("medium")
+    panels[0][0].set_ylabel("percent of prompts")
+    fig.legend(
+        *panels[0][0].get_legend_handles_labels(),
+        loc="outside lower center",
+        ncol=3 if len(names) > 1 else 1,
+        fontsize="small",
+        title="bands: bootstrap intervals over prompts",
+        title_fontsize="small",
+        frameon=False,
+    )
+    fig.suptitle(title, fontsize="medium")
+    return fig
+
+
+def _over_refusal_planes(table: pd.DataFrame, style: dict, title: str):
+    """The 2D case of plot_over_refusal: ASR and refusal rate as filled contours side by side."""
+    sns.set_theme(style="white", context=style["context"])
+    fig, panels = plt.subplots(1, 2, figsize=(10.4, 4.6), layout="constrained")
+    for ax, (column, label, _, _) in zip(panels, OVER_REFUSAL_CURVES):
+        grid = asr_grid(table, column)
+        levels = np.linspace(0, 100, 11)
+        filled = ax.contourf(grid.index, grid.columns, grid.to_numpy().T, levels=levels, cmap=CMAP, vmin=0, vmax=100)
+        ax.plot([0], [0], marker="*", ms=12, color="#1f77b4", mec="white", ls="none")
+        ax.set(xlabel="a", ylabel="b", title=label)
+        ax.title.set_fontsize("small")
+    fig.colorbar(filled, ax=panels.tolist(), label="percent of prompts (dark: fails its prompts)")
+    fig.suptitle(title, fontsize="medium")
+    return fig

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from .prompts import mmlu_subjects
+from .prompts import mmlu_subjects, prompt_source
 
 AXIS_LETTERS = "ab"
 
@@ -91,12 +91,14 @@ class Axis:
 
 @dataclass(frozen=True)
 class Landscape:
-    name: str  # "d1" (1D), "d1-d2" (2D), "d1@aoa" (d1 answered under the system prompt variant "aoa")
+    name: str  # "d1" (1D), "d1-d2" (2D), "d1@aoa" (d1 under the system prompt "aoa"), "d1@over-refusal" (safe prompts)
     axes: tuple[str, ...]
     coords: tuple[tuple[float, ...], ...]
-    group: str = "main"  # "main" (VISAGE), "system-prompt", "finetune" (aligned -> finetuned lines), "finetune-plane"
+    # "main" (VISAGE), "system-prompt", "over-refusal", "finetune" (aligned -> finetuned lines), "finetune-plane"
+    group: str = "main"
     variant: str | None = None  # system prompt variant; None = generation.system_prompt
     points_from: str | None = None  # landscape whose point artifacts this one answers at (None = its own)
+    prompt_set: str = "prompts"  # the config section of the prompts it answers: "prompts" or "over_refusal" (safe prompts)
 
     @property
     def point_landscape(self) -> str:
@@ -167,8 +169,9 @@ def _landscape_axes(config: dict) -> list[Axis]:
 
 
 def landscapes(config: dict) -> list[Landscape]:
-    """The main landscape(s), then per finetuning dataset the line aligned -> finetuned, then the
-    plane spanned by two of those lines (the finetuned models sit at (1, 0) and (0, 1))."""
+    """The main landscape(s), their system prompt variants and their over-refusal twins (the safe prompts
+    at the same points), then per finetuning dataset the line aligned -> finetuned, then the plane
+    spanned by two of those lines (the finetuned models sit at (1, 0) and (0, 1))."""
     names = [a.name for a in _landscape_axes(config)]
     coords = tuple(grid_coordinates(config))
     if is_2d(config):
@@ -180,6 +183,12 @@ def landscapes(config: dict) -> list[Landscape]:
         for variant in config["system_prompts"]
         for main in list(result)
     ]
+    if config["over_refusal"]["enabled"]:
+        mains = [ls for ls in result if ls.group == "main"]
+        result += [
+            Landscape(f"{main.name}{OVER_REFUSAL}", main.axes, coords, "over-refusal", None, main.name, "over_refusal")
+            for main in mains
+        ]
     ft = config["finetune"]
     if not ft["enabled"]:
         return result
@@ -193,6 +202,30 @@ def landscapes(config: dict) -> list[Landscape]:
         first, second = (axis_of[name] for name in plane["datasets"])
         result.append(Landscape(f"{first}-{second}", (first, second), tuple(itertools.product(a, b)), "finetune-plane"))
     return result
+
+
+OVER_REFUSAL = "@over-refusal"  # suffix of the landscapes that answer the safe prompts of over_refusal
+
+
+def landscape_prompts(config: dict, landscape: Landscape) -> dict:
+    """The prompts a landscape answers, resolved (prompts.prompt_source): the harmful prompts, or the
+    safe prompts of `over_refusal` (XSTest's safe prompts unless set otherwise)."""
+    if landscape.prompt_set == "over_refusal":
+        return prompt_source(config["over_refusal"], "over_refusal", default="xstest-safe")
+    return prompt_source(config["prompts"])
+
+
+def refusal_judge(config: dict) -> str:
+    """Id of the judge whose "not jailbroken" verdict counts as a refusal of a safe prompt:
+    over_refusal.judge, or the first keyword judge."""
+    chosen = config["over_refusal"]["judge"]
+    keyword = [judge for judge, spec in judge_specs(config).items() if spec["name"] in KEYWORD_JUDGES]
+    if chosen is None and not keyword:
+        raise ConfigError(
+            "over_refusal.judge: no keyword judge in judges to count refusals; add {name: keyword} to judges "
+            "or name a judge id in over_refusal.judge"
+        )
+    return chosen if chosen is not None else keyword[0]
 
 
 def grid_coordinates(config: dict) -> list[tuple[float, ...]]:
@@ -224,7 +257,7 @@ def generation_dtype(config: dict, landscape: Landscape) -> str:
 
 
 def reused_points(config: dict) -> dict[str, str]:
-    """Grid points whose weights, system prompt and generation dtype equal those of a point of an
+    """Grid points whose weights, system prompt, prompts and generation dtype equal those of a point of an
     earlier landscape (same directions with the same nonzero coefficients, e.g. every a = 0, or a
     finetune line inside the plane of finetunes), mapped to that earlier point's id: generation then
     takes their responses from the cache."""
@@ -233,6 +266,7 @@ def reused_points(config: dict) -> dict[str, str]:
         for point in ls.points:
             identity = (
                 ls.variant,
+                ls.prompt_set,
                 generation_dtype(config, ls),
                 frozenset((axis, c) for axis, c in zip(ls.axes, point.coords) if c != 0.0),
             )
@@ -384,10 +418,12 @@ def landscape_setup(config: dict) -> str:
     grid = lambda g, axis: f"{axis} = {g['min']:g} to {g['max']:g} in steps of {g['step']:g}"  # noqa: E731
     grids = grid(ls["grid"], "a") + (f" and {grid(ls['grid_b'] or ls['grid'], 'b')}" if kind.plane else "")
     what = kind.summary.format(directions=ls["directions"], endpoints=" and ".join(e["name"] for e in ls["endpoints"]))
-    prompts, aligned = config["prompts"], ", safety-finetuned first" if config["align"]["enabled"] else ""
+    prompts, aligned = prompt_source(config["prompts"]), ", safety-finetuned first" if config["align"]["enabled"] else ""
+    source = f"set ``{prompts['set']}``" if prompts["set"] else f"``{prompts['file']}``"
+    count = prompts["count"] if prompts["count"] is not None else "all"
     return (
         f"**{config['model']['name']}** (run ``{config['run']}``{aligned}): "
         f"a ``{ls['kind']}`` landscape, {what} (seed {ls['seed']}, {ls['normalization']} normalization), grid {grids}; "
-        f"{prompts['count']} prompts of ``{prompts['file']}`` from row {prompts['start']}, greedy answers of up to "
+        f"{count} prompts of {source} from row {prompts['start']}, greedy answers of up to "
         f"{config['generation']['max_new_tokens']} tokens; judges {', '.join(judge_specs(config))} (the first headlines)."
     )

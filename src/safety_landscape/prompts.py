@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -16,37 +17,95 @@ class PromptFileError(ValueError):
     """A prompt file that cannot be used; the message names the key and the fix."""
 
 
-def load_prompt_table(path: str | os.PathLike, column: str) -> pd.DataFrame:
-    """Read a CSV or JSONL prompt file and check that `column` holds non-empty text."""
+def load_prompt_table(path: str | os.PathLike, column: str, key: str = "prompts") -> pd.DataFrame:
+    """Read a CSV or JSONL prompt file and check that `column` holds non-empty text (`key`: the setting, for messages)."""
     path = Path(path)
     if not path.is_file():
-        raise PromptFileError(f"prompts.file: {path} does not exist; point it at a CSV or JSONL file")
+        raise PromptFileError(f"{key}.file: {path} does not exist; point it at a CSV or JSONL file")
     try:
         table = pd.read_json(path, lines=True) if path.suffix == ".jsonl" else pd.read_csv(path)
     except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
-        raise PromptFileError(f"prompts.file: {path} is not a well-formed {path.suffix or 'CSV'} file ({err})") from None
+        raise PromptFileError(f"{key}.file: {path} is not a well-formed {path.suffix or 'CSV'} file ({err})") from None
     if column not in table.columns:
-        raise PromptFileError(f"prompts.column: {path} has no column {column!r} (columns: {list(table.columns)})")
+        raise PromptFileError(f"{key}.column: {path} has no column {column!r} (columns: {list(table.columns)})")
     if table.empty:
-        raise PromptFileError(f"prompts.file: {path} holds no prompts")
+        raise PromptFileError(f"{key}.file: {path} holds no prompts")
     text = table[column]
     bad = [int(i) for i in table.index[text.isna() | (text.astype(str).str.strip() == "")]]
     if bad:
-        raise PromptFileError(f"prompts.file: {path} has empty {column!r} values in rows {bad[:10]}; fill or remove them")
+        raise PromptFileError(f"{key}.file: {path} has empty {column!r} values in rows {bad[:10]}; fill or remove them")
     return table
 
 
-def select_prompts(path: str | os.PathLike, column: str, start: int, count: int | None) -> list[str]:
-    """Rows [start, start+count) of the prompt column (count None = to the end)."""
-    table = load_prompt_table(path, column)
+def select_prompts(
+    path: str | os.PathLike, column: str, start: int, count: int | None, where: dict[str, str] | None = None
+) -> list[str]:
+    """Rows [start, start+count) of the prompt column (count None = to the end), counted among the rows
+    whose columns equal `where` (e.g. {"label": "safe"}; None = every row)."""
+    table = filter_rows(load_prompt_table(path, column), where, path)
     stop = len(table) if count is None else start + count
     if stop > len(table):
         raise PromptFileError(f"prompts.count: asked for rows {start}..{stop - 1} but {path} has {len(table)} rows")
     return table[column].astype(str).tolist()[start:stop]
 
 
-def select_contexts(path: str | os.PathLike, column: str, start: int, count: int | None) -> list[str | None]:
-    """Rows [start, start+count) of a context column (HarmBench's ContextString); an empty cell is no context (None)."""
+def filter_rows(table: pd.DataFrame, where: dict[str, str] | None, path: str | os.PathLike) -> pd.DataFrame:
+    """The rows of `table` whose columns equal the values of `where`, renumbered from 0."""
+    for column, value in (where or {}).items():
+        if column not in table.columns:
+            raise PromptFileError(f"{path} has no column {column!r} to select {value!r} rows (columns: {list(table.columns)})")
+        table = table[table[column].astype(str) == value]
+    if table.empty:
+        raise PromptFileError(f"{path} has no rows with {where}")
+    return table.reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class PromptSet:
+    """A prompt set shipped in data/: its file, prompt column, the rows it keeps and its source."""
+
+    file: str
+    column: str
+    where: dict[str, str] = field(default_factory=dict)
+    source: str = ""
+
+
+PROMPT_SETS = {
+    "advbench": PromptSet("data/advbench/harmful_behaviors.csv", "goal", source="AdvBench harmful behaviors, MIT"),
+    "xstest": PromptSet("data/xstest/xstest_prompts.csv", "prompt", source="XSTest, CC BY 4.0"),
+    "xstest-safe": PromptSet("data/xstest/xstest_prompts.csv", "prompt", {"label": "safe"}, "XSTest, CC BY 4.0"),
+    "xstest-unsafe": PromptSet("data/xstest/xstest_prompts.csv", "prompt", {"label": "unsafe"}, "XSTest, CC BY 4.0"),
+}
+DEFAULT_COLUMN = "goal"  # the prompt column of a file given without one (AdvBench's)
+
+
+def prompt_source(spec: dict, key: str = "prompts", default: str = "advbench") -> dict:
+    """A prompts setting ({set} or {file, column}, with start and count) resolved to {set, file, column,
+    where, start, count}: a shipped set by its name, a custom file as it is; neither set nor file: the
+    set `default`. `key` names the setting in error messages."""
+    name, file, column = spec.get("set"), spec.get("file"), spec.get("column")
+    if name is not None and (file is not None or column is not None):
+        raise PromptFileError(
+            f"{key}: give either set (a shipped prompt set) or file and column (your own), not both; "
+            f"set {name!r} names its own file and column"
+        )
+    if file is None:
+        name = name or default
+        if name not in PROMPT_SETS:
+            raise PromptFileError(f"{key}.set: unknown prompt set {name!r}; the shipped sets are {', '.join(PROMPT_SETS)}")
+        chosen = PROMPT_SETS[name]
+        file, column, where = chosen.file, chosen.column, dict(chosen.where)
+    else:
+        column, where = column or DEFAULT_COLUMN, {}
+    rows = {"start": spec.get("start", 0), "count": spec.get("count"), "context_column": spec.get("context_column")}
+    return {"set": name, "file": file, "column": column, "where": where} | rows
+
+
+def select_contexts(
+    path: str | os.PathLike, column: str, start: int, count: int | None, where: dict[str, str] | None = None
+) -> list[str | None]:
+    """Rows [start, start+count) of a context column (HarmBench's ContextString), counted as `select_prompts`
+    counts them; an empty cell is no context (None)."""
     path = Path(path)
     table = pd.read_json(path, lines=True) if path.suffix == ".jsonl" else pd.read_csv(path)
     if column not in table.columns:
@@ -54,6 +113,7 @@ def select_contexts(path: str | os.PathLike, column: str, start: int, count: int
             f"prompts.context_column: {path} has no column {column!r} (columns: {list(table.columns)}); "
             "name the column that holds the contexts, or set null"
         )
+    table = filter_rows(table, where, path)
     stop = len(table) if count is None else start + count
     return [None if pd.isna(c) or not str(c).strip() else str(c) for c in table[column].tolist()[start:stop]]
 

@@ -387,3 +387,50 @@ def visage_summary_table(summary: dict) -> pd.DataFrame:
             for judge, s in summary["judges"].items()
         ]
     )
+
+
+def rate_with_interval(matrix: np.ndarray, resamples: int, confidence: float, seed: int) -> pd.DataFrame:
+    """Per row of a [point x prompt] matrix of 1.0 / 0.0 / nan (not judged): the share of ones (%) over
+    the judged entries, their count, and a bootstrap interval over prompts (columns rate, n, ci_low, ci_high)."""
+    rows = pd.DataFrame({"rate": asr_of(matrix), "n": (~np.isnan(matrix)).sum(axis=1)})
+    if resamples:
+        tail = 100 * (1 - confidence) / 2
+        boot = asr_of(matrix[:, bootstrap_indices(matrix.shape[1], resamples, seed)])
+        rows["ci_low"], rows["ci_high"] = np.nanpercentile(boot, [tail, 100 - tail], axis=1)
+    return rows
+
+
+def over_refusal_table(
+    harmful: pd.DataFrame, safe: pd.DataFrame, resamples: int = 1000, confidence: float = 0.95, seed: int = 0
+) -> pd.DataFrame:
+    """Safety and over-refusal at every point of the main landscapes, one judge: the ASR on the harmful
+    prompts and the refusal rate on the safe prompts (the share of safe prompts the judge finds not
+    jailbroken), each over the judged responses with a bootstrap interval over its prompts.
+
+    `harmful` and `safe` are judgments of that judge (load_judgments), the safe ones labelled with the
+    over-refusal landscapes ("d1@over-refusal"), which answer at the points of "d1". Columns: judge,
+    landscape, a[, b], asr, asr_ci_low, asr_ci_high, n_harmful, refusal_rate, refusal_ci_low,
+    refusal_ci_high, n_safe, and safe_broken_share: the share of safe answers that are empty or
+    degenerate (repetitive), which a model broken by the perturbation writes instead of refusing."""
+    axes = ["a", "b"] if "b" in harmful.columns else ["a"]
+    # a refusal is a verdict "not jailbroken" (an unjudged response stays unjudged)
+    refusals = safe.assign(landscape=safe["landscape"].str.split("@").str[0], jailbroken=~safe["jailbroken"])
+    tables = []
+    for landscape, group in harmful.groupby("landscape", sort=False):
+        points, jailbroken = verdict_matrix(group, axes)
+        safe_points, refused = verdict_matrix(refusals[refusals["landscape"] == landscape], axes)
+        if not points.equals(safe_points):
+            raise ValueError(f"the safe prompts of {landscape} were answered at other points than its harmful prompts")
+        asr = rate_with_interval(jailbroken, resamples, confidence, seed).add_prefix("asr_")
+        refusal = rate_with_interval(refused, resamples, confidence, seed).add_prefix("refusal_")
+        of_safe = refusals[refusals["landscape"] == landscape]
+        broken = (of_safe["empty"] | of_safe["degenerate"]).groupby([of_safe[axis] for axis in axes], sort=True).mean() * 100
+        tables.append(
+            pd.concat([points, asr, refusal], axis=1).assign(
+                judge=group["judge"].iloc[0], landscape=landscape, safe_broken_share=broken.to_numpy()
+            )
+        )
+    table = pd.concat(tables, ignore_index=True).rename(columns={"asr_rate": "asr", "asr_n": "n_harmful", "refusal_n": "n_safe"})
+    ordered = ["judge", "landscape", *axes, "asr", "asr_ci_low", "asr_ci_high", "n_harmful"]
+    ordered += ["refusal_rate", "refusal_ci_low", "refusal_ci_high", "n_safe", "safe_broken_share"]
+    return table[[c for c in ordered if c in table.columns]]

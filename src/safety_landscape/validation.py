@@ -15,11 +15,23 @@ from .plan import (
     ConfigError,
     grid_coordinates,
     is_2d,
+    judge_specs,
     landscapes,
     main_variant,
     model_specs,
+    refusal_judge,
 )
-from .prompts import PAIR_FORMAT, load_mmlu, load_multiple_choice, load_pairs, load_prompt_table, load_references, select_contexts
+from .prompts import (
+    PAIR_FORMAT,
+    filter_rows,
+    load_mmlu,
+    load_multiple_choice,
+    load_pairs,
+    load_prompt_table,
+    load_references,
+    prompt_source,
+    select_contexts,
+)
 
 __all__ = ["MODEL_JUDGES", "ConfigError", "check_config"]
 
@@ -101,22 +113,15 @@ def check_config(config: dict, workdir: str | Path = ".") -> None:
     template = config["model"]["chat_template"]
     if template and not (workdir / template).is_file():
         raise ConfigError(f"model.chat_template: {template} does not exist; give a Jinja template file or null")
-    prompts = config["prompts"]
-    try:
-        table = load_prompt_table(workdir / prompts["file"], prompts["column"])
-    except ValueError as err:
-        raise ConfigError(str(err)) from None
-    count = prompts["count"] if prompts["count"] is not None else len(table) - prompts["start"]
-    if prompts["start"] + count > len(table):
-        raise ConfigError(
-            f"prompts.count: rows {prompts['start']}..{prompts['start'] + count - 1} asked for, "
-            f"{prompts['file']} has {len(table)}"
-        )
-    if prompts.get("context_column"):
+    prompts, count = _check_prompts(config["prompts"], "prompts", "advbench", workdir)
+    if prompts["context_column"]:
         try:
-            select_contexts(workdir / prompts["file"], prompts["context_column"], prompts["start"], count)
+            select_contexts(workdir / prompts["file"], prompts["context_column"], prompts["start"], count, prompts["where"])
         except ValueError as err:
             raise ConfigError(str(err)) from None
+    if config["over_refusal"]["enabled"]:
+        _check_prompts(config["over_refusal"], "over_refusal", "xstest-safe", workdir)
+        _check_refusal_judge(config)
     align = config["align"]
     if align["enabled"]:
         _check_align(align, prompts, count, workdir)
@@ -125,6 +130,40 @@ def check_config(config: dict, workdir: str | Path = ".") -> None:
     _check_system_prompts(config, workdir)
     if config["capability"]["enabled"]:
         _check_capability(config["capability"], workdir)
+
+
+def _check_prompts(spec: dict, key: str, default: str, workdir: Path) -> tuple[dict, int]:
+    """The prompts setting `key` resolved (a shipped set or a file) and the number of prompts it selects,
+    after checking that the file holds them."""
+    try:
+        prompts = prompt_source(spec, key, default)
+        table = load_prompt_table(workdir / prompts["file"], prompts["column"], key)
+        table = filter_rows(table, prompts["where"], prompts["file"])
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+    count = prompts["count"] if prompts["count"] is not None else len(table) - prompts["start"]
+    if count < 1 or prompts["start"] + count > len(table):
+        where = f"set {prompts['set']!r}" if prompts["set"] else prompts["file"]
+        raise ConfigError(
+            f"{key}.count: rows {prompts['start']}..{prompts['start'] + count - 1} asked for, {where} has {len(table)}; "
+            f"lower {key}.start or {key}.count"
+        )
+    return prompts, count
+
+
+REFUSAL_JUDGES = (*KEYWORD_JUDGES, "refusal", "endpoint")  # judges whose "not jailbroken" means the model declined
+
+
+def _check_refusal_judge(config: dict) -> None:
+    """over_refusal.judge names a configured judge whose verdict tells refusal from compliance."""
+    judge, specs = refusal_judge(config), judge_specs(config)
+    if judge not in specs:
+        raise ConfigError(f"over_refusal.judge: {judge!r} is not a judge id of judges ({', '.join(specs)}); name one of them")
+    if specs[judge]["name"] not in REFUSAL_JUDGES:
+        raise ConfigError(
+            f"over_refusal.judge: {judge!r} is a {specs[judge]['name']} judge, which rates harm, not refusal (a safe answer "
+            f"would count as a refusal); choose a judge of kind {', '.join(REFUSAL_JUDGES)}"
+        )
 
 
 def _check_system_prompt_files(config: dict, workdir: Path) -> None:
