@@ -72,6 +72,9 @@ class PromptSet:
 
 PROMPT_SETS = {
     "advbench": PromptSet("data/advbench/harmful_behaviors.csv", "goal", source="AdvBench harmful behaviors, MIT"),
+    "jailbreakbench": PromptSet(
+        "data/jailbreakbench/harmful_behaviors.csv", "goal", source="JailbreakBench harmful behaviours (artifacts), MIT"
+    ),
     "xstest": PromptSet("data/xstest/xstest_prompts.csv", "prompt", source="XSTest, CC BY 4.0"),
     "xstest-safe": PromptSet("data/xstest/xstest_prompts.csv", "prompt", {"label": "safe"}, "XSTest, CC BY 4.0"),
     "xstest-unsafe": PromptSet("data/xstest/xstest_prompts.csv", "prompt", {"label": "unsafe"}, "XSTest, CC BY 4.0"),
