@@ -2,7 +2,7 @@
 # agreement, and the run's summary.
 rule visage:
     input:
-        landscape_judgments(MAIN),
+        lambda wc: landscape_judgments(measured_landscapes()),
     output:
         asr=report(f"{RUN}/tables/asr.csv", caption="../report/asr.rst", category="Safety landscape", subcategory="Tables"),
         visage=report(f"{RUN}/tables/visage.csv", caption="../report/visage.rst", category="Safety landscape", subcategory="Tables"),
@@ -15,7 +15,7 @@ rule visage:
     params:
         code=code("visage.py"),
         setup=SETUP,
-        landscapes=MAIN,
+        landscapes=lambda wc: measured_landscapes(),
         judges=list(JUDGES),
         visage=config["visage"],
         run=config["run"],

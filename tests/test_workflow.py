@@ -274,7 +274,12 @@ def test_interpolation_without_an_endpoint_is_refused(finished_run):
 
 
 SHIPPED = sorted(
-    str(p.relative_to(REPO)) for p in [*(REPO / "config" / "paper").glob("*.yaml"), REPO / "config" / "smollm2-2d.yaml"]
+    str(p.relative_to(REPO))
+    for p in [
+        *(REPO / "config" / "paper").glob("*.yaml"),
+        REPO / "config" / "smollm2-2d.yaml",
+        REPO / "config" / "smollm2-precision.yaml",
+    ]
 )
 STANDIN = "config/overlays/finetune-advbench.yaml"  # the paper finetune configs' data, substituted
 OVERLAYS = sorted(str(p.relative_to(REPO)) for p in (REPO / "config" / "overlays").glob("*.yaml") if p.name != Path(STANDIN).name)
