@@ -167,7 +167,7 @@ def test_figure_title_states_both_intervals():
     fig = plot_landscape_1d(asr, summary, style)
     assert fig.axes[0].get_title() == (
         "demo: 1d-random landscape\n"
-        "VISAGE 60.00 (reference definition, judge keyword, mean of 2 landscapes)\n"
+        "VISAGE 60.00 (reference definition, judge keyword, mean of 2 directions)\n"
         "95% CI [60.0, 60.0] over prompts, [20.0, 100.0] over directions and prompts"
     )
 

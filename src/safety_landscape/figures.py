@@ -32,7 +32,8 @@ def _title(summary: dict) -> str:
     """Run, kind, headline VISAGE and its intervals: over prompts, and (mean of several landscapes)
     the hierarchical one over directions and prompts."""
     landscapes = summary.get("landscapes", 1)
-    mean_of = f", mean of {landscapes} landscapes" if landscapes > 1 else ""
+    unit = "planes" if summary["kind"].startswith("2d") else "directions"
+    mean_of = f", mean of {landscapes} {unit}" if landscapes > 1 else ""
     lines = [
         f"{summary['run']}: {summary['kind']} landscape",
         f"VISAGE {summary['visage']:.2f} ({summary['visage_definition']} definition, judge {summary['judge']}{mean_of})",
