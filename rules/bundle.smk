@@ -3,12 +3,12 @@
 rule bundle:
     input:
         # a direction's metadata comes with its folder, the output of the directions rule
-        [os.path.dirname(path) if path.endswith("direction.json") else path for path in bundle_files().values()],
+        lambda wc: [os.path.dirname(path) if path.endswith("direction.json") else path for path in bundle_files().values()],
     output:
         f"{RUN}/bundle/MANIFEST.json",  # written last; the folder around it is replaced as a whole
     params:
         code=code("bundle.py"),
-        files=bundle_files(),
+        files=lambda wc: bundle_files(),
         config=config,
         run=config["run"],
         workflow_dir=workflow.basedir,

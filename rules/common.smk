@@ -1,4 +1,5 @@
 # Config validation (schema + semantic checks, one place) and the paths every rule shares.
+import json
 import os
 import re
 import sys
@@ -25,6 +26,7 @@ from safety_landscape.plan import (
     main_variant,
     model_specs,
     refusal_judge,
+    precision_settings,
     reused_points,
     system_prompt_texts,
 )
@@ -212,6 +214,8 @@ def all_targets():
     targets = [f"{RUN}/tables/{table}.{ext}" for table in ("asr", "visage", "agreement") for ext in ("csv", "parquet")]
     targets += [f"{RUN}/summary.json", *figure_targets()]
     targets += [f"{RUN}/tables/guard_categories.csv"] if GUARD_JUDGES else []
+    if config["landscape"]["precision"]:
+        targets.append(f"{RUN}/tables/precision.csv")
     targets += [f"{RUN}/projections/{name}.json" for name in PROJECTED]
     if config["align"]["enabled"]:
         targets.append(f"{ALIGNED}/eval.json")
@@ -234,11 +238,14 @@ def finetune_targets():
 
 
 def bundle_files():
-    """Bundle path -> file of every artifact the run publishes."""
+    """Bundle path -> file of every artifact the run publishes (an input function: the landscapes
+    measured may depend on the precision decisions)."""
+    measured = set(measured_landscapes())
+    names = [name for name, ls in LANDSCAPES.items() if ls.group != "sequential" or name in measured]
     files = [path for path in all_targets() if path.startswith(f"{RUN}/")]
-    files += job_files("responses", LANDSCAPES) + landscape_judgments([name for name in LANDSCAPES if name not in OVER_REFUSAL])
+    files += job_files("responses", names) + landscape_judgments([name for name in names if name not in OVER_REFUSAL])
     files += [f"{RUN}/judgments/{REFUSAL_JUDGE}/{name}.jsonl" for name in OVER_REFUSAL]
-    files += [f"{RUN}/directions/{axis}/direction.json" for axis in AXES]
+    files += [f"{RUN}/directions/{axis}/direction.json" for axis in AXES if any(axis in LANDSCAPES[n].axes for n in names)]
     if config["capability"]["enabled"]:
         files += job_files("capability", MAIN)
     files += [f"{FT}/responses/{group}.jsonl" for group in finetune_evaluation_groups()] + checkpoint_judgments()
@@ -248,3 +255,29 @@ def bundle_files():
     if config["align"]["enabled"]:
         bundle["aligned/eval.json"] = f"{ALIGNED}/eval.json"
     return bundle
+
+
+# Sequential directions (landscape.precision, rules/precision.smk): every landscape a decision may ask
+# for, in order (MAIN first, then the group "sequential"), and the ones the decisions asked for.
+PRECISION = precision_settings(config)
+CANDIDATES = MAIN + [name for name, ls in LANDSCAPES.items() if ls.group == "sequential"]
+
+
+def measured_landscapes():
+    """The main landscapes VISAGE averages: MAIN, plus (landscape.precision) every landscape the
+    decisions asked for. Call it from input functions only: a decision not yet made stops the DAG
+    there, and Snakemake calls it again once the decision is written."""
+    if not PRECISION:
+        return MAIN
+    count = len(MAIN)
+    while json.loads(Path(checkpoints.precision.get(measured=count).output[0]).read_text())["more"]:
+        count += 1
+    return CANDIDATES[:count]
+
+
+def decided_landscapes(wildcards):
+    """The landscapes the decision after `measured` landscapes reads: the first `measured`."""
+    count = int(wildcards.measured)
+    if not PRECISION or not len(MAIN) <= count <= len(CANDIDATES):
+        raise ValueError(f"no decision after {count} landscapes: decisions follow min_directions up to max_directions")
+    return CANDIDATES[:count]

@@ -15,6 +15,7 @@ rule figures:
         setup=SETUP,
         style=config["figures"],
         axes=LANDSCAPES[MAIN[0]].axes,
+        landscape=MAIN[0],
         two_d=is_2d(config),
     log:
         f"{RUN}/logs/figures.log",

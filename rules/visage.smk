@@ -3,7 +3,7 @@
 # judges that answer in Llama Guard's format.
 rule visage:
     input:
-        landscape_judgments(MAIN),
+        lambda wc: landscape_judgments(measured_landscapes()),
     output:
         asr=report(f"{RUN}/tables/asr.csv", caption="../report/asr.rst", category="Safety landscape", subcategory="Tables"),
         visage=report(f"{RUN}/tables/visage.csv", caption="../report/visage.rst", category="Safety landscape", subcategory="Tables"),
@@ -17,7 +17,7 @@ rule visage:
     params:
         code=code("visage.py"),
         setup=SETUP,
-        landscapes=MAIN,
+        landscapes=lambda wc: measured_landscapes(),
         judges=list(JUDGES),
         guard=GUARD_JUDGES,
         visage=config["visage"],

@@ -9,7 +9,8 @@ from safety_landscape.io import log_to_file, read_json
 log_to_file(snakemake.log[0])
 p = snakemake.params
 asr, summary = pd.read_csv(snakemake.input.asr), read_json(snakemake.input.summary)
-headline = asr[asr["judge"] == summary["judge"]]  # 2D figures show the headline judge
+# 2D figures show the headline judge on the first plane (VISAGE in the title is the mean over every plane)
+headline = asr[(asr["judge"] == summary["judge"]) & (asr["landscape"] == p.landscape)]
 directions = [Direction(d).metadata for d in snakemake.input.directions]
 # Interpolation endpoints sit at coefficient 1 on their axis (shifted along the first axis by Gram-Schmidt).
 endpoints = [

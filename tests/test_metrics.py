@@ -1,7 +1,16 @@
 import numpy as np
 import pytest
 
-from safety_landscape.metrics import attack_success_rate, basin_interval, cohen_kappa, visage
+from safety_landscape.metrics import (
+    attack_success_rate,
+    basin_interval,
+    bootstrap_indices,
+    cohen_kappa,
+    direction_indices,
+    hierarchical_means,
+    percentile_interval,
+    visage,
+)
 
 
 def test_attack_success_rate():
@@ -69,3 +78,43 @@ def test_cohen_kappa_by_hand():
     # observed 0.8, expected 0.5 * 0.5 + 0.5 * 0.5 = 0.5 -> kappa 0.6
     assert cohen_kappa(x, y) == pytest.approx(0.6)
     assert np.isnan(cohen_kappa(np.ones(4, bool), np.ones(4, bool)))
+
+
+def test_hierarchical_means_average_the_drawn_directions_under_the_resamples_prompt_draw():
+    # per_direction[k, r]: VISAGE of direction k under prompt draw r
+    per_direction = np.array([[10.0, 20.0, 30.0], [50.0, 60.0, 70.0]])
+    drawn = np.array([[1, 1], [0, 1], [0, 0]])
+    # r0: directions 1, 1 under draw 0 -> 50; r1: 0, 1 under draw 1 -> (20 + 60) / 2; r2: 0, 0 under draw 2 -> 30
+    assert hierarchical_means(per_direction, drawn).tolist() == [50.0, 40.0, 30.0]
+    with_nan = np.array([[np.nan, 20.0, 30.0], [50.0, 60.0, 70.0]])
+    assert np.isnan(hierarchical_means(with_nan, np.array([[1, 0], [1, 1], [0, 0]]))).tolist() == [True, False, False]
+    with pytest.raises(ValueError, match="per_direction"):
+        hierarchical_means(per_direction, np.array([[0, 1]]))
+
+
+def test_hierarchical_means_of_two_constant_directions_take_three_values():
+    """With no prompt noise the resampled means are those of the direction multisets {80, 80}, {80, 60},
+    {60, 60}: 80, 70 and 60, with probabilities 1/4, 1/2, 1/4."""
+    resamples = 4000
+    per_direction = np.array([[80.0] * resamples, [60.0] * resamples])
+    means = hierarchical_means(per_direction, direction_indices(2, resamples, seed=0))
+    values, counts = np.unique(means, return_counts=True)
+    assert values.tolist() == [60.0, 70.0, 80.0]
+    assert counts / resamples == pytest.approx([0.25, 0.5, 0.25], abs=0.03)
+    assert percentile_interval(means, 0.95) == (60.0, 80.0)
+    assert percentile_interval(means, 0.4) == (70.0, 70.0)  # the 30th and 70th percentiles fall on 70
+
+
+def test_direction_indices_are_seeded_and_independent_of_the_prompt_draws():
+    first, again = direction_indices(5, 200, seed=3), direction_indices(5, 200, seed=3)
+    assert first.shape == (200, 5) and first.min() == 0 and first.max() == 4
+    assert np.array_equal(first, again)
+    assert not np.array_equal(first, direction_indices(5, 200, seed=4))
+    assert not np.array_equal(first, bootstrap_indices(5, 200, seed=3))
+
+
+def test_percentile_interval():
+    assert percentile_interval(np.arange(101.0), 0.9) == pytest.approx((5.0, 95.0), abs=1e-9)
+    assert percentile_interval(np.array([np.nan, 1.0, 3.0]), 0.0) == (2.0, 2.0)  # nan left out
+    low, high = percentile_interval(np.array([np.nan, np.nan]), 0.95)
+    assert np.isnan(low) and np.isnan(high)

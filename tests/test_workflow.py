@@ -278,7 +278,7 @@ SHIPPED = sorted(
     str(p.relative_to(REPO))
     for p in [
         *(REPO / "config" / "paper").glob("*.yaml"),
-        *(REPO / "config" / name for name in ("smollm2-2d.yaml", "smollm2-over-refusal.yaml")),
+        *(REPO / "config" / name for name in ("smollm2-2d.yaml", "smollm2-over-refusal.yaml", "smollm2-precision.yaml")),
     ]
 )
 STANDIN = "config/overlays/finetune-advbench.yaml"  # the paper finetune configs' data, substituted

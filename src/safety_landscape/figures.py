@@ -29,12 +29,23 @@ def _mark_positions(ax, marks) -> None:
 
 
 def _title(summary: dict) -> str:
-    ci = summary.get("visage_ci", [np.nan, np.nan])
-    interval = "" if np.isnan(ci[0]) else f" [{ci[0]:.1f}, {ci[1]:.1f}]"
-    return (
-        f"{summary['run']}: {summary['kind']} landscape\n"
-        f"VISAGE {summary['visage']:.2f}{interval} ({summary['visage_definition']} definition, judge {summary['judge']})"
-    )
+    """Run, kind, headline VISAGE and its intervals: over prompts, and (mean of several landscapes)
+    the hierarchical one over directions and prompts."""
+    landscapes = summary.get("landscapes", 1)
+    unit = "planes" if summary["kind"].startswith("2d") else "directions"
+    mean_of = f", mean of {landscapes} {unit}" if landscapes > 1 else ""
+    lines = [
+        f"{summary['run']}: {summary['kind']} landscape",
+        f"VISAGE {summary['visage']:.2f} ({summary['visage_definition']} definition, judge {summary['judge']}{mean_of})",
+    ]
+    prompts = summary.get("visage_ci", [np.nan, np.nan])
+    both = summary.get("visage_ci_hierarchical", [np.nan, np.nan])
+    if not np.isnan(prompts[0]):
+        intervals = f"[{prompts[0]:.1f}, {prompts[1]:.1f}] over prompts"
+        if landscapes > 1 and not np.isnan(both[0]):
+            intervals += f", [{both[0]:.1f}, {both[1]:.1f}] over directions and prompts"
+        lines.append(f"{summary.get('confidence', 0.95):.0%} CI {intervals}")
+    return "\n".join(lines)
 
 
 def plot_landscape_1d(asr: pd.DataFrame, summary: dict, style: dict, markers: Sequence[tuple[str, float]] = ()):

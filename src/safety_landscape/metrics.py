@@ -97,6 +97,40 @@ def bootstrap_indices(n_prompts: int, resamples: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, n_prompts, size=(resamples, n_prompts))
 
 
+def direction_indices(n_directions: int, resamples: int, seed: int) -> np.ndarray:
+    """[resamples x n_directions] direction (landscape) indices drawn with replacement, from a random
+    stream of `seed` independent of the prompt draws of `bootstrap_indices(..., seed)`."""
+    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(1,)))
+    return rng.integers(0, n_directions, size=(resamples, n_directions))
+
+
+def hierarchical_means(per_direction: np.ndarray, directions: np.ndarray) -> np.ndarray:
+    """Mean VISAGE of each hierarchical bootstrap resample.
+
+    `per_direction[k, r]` is direction k's VISAGE under prompt draw r (one draw shared by every
+    direction, since every direction answers the same prompts); `directions[r]` lists the directions
+    resample r draws with replacement (`direction_indices`). Resample r averages its directions'
+    values under prompt draw r; nan when one of them is nan."""
+    per_direction = np.asarray(per_direction, dtype=float)
+    if per_direction.ndim != 2 or directions.shape != (per_direction.shape[1], per_direction.shape[0]):
+        raise ValueError(
+            f"need per_direction [directions x resamples] and directions [resamples x directions], "
+            f"got {per_direction.shape} and {directions.shape}"
+        )
+    return per_direction[directions, np.arange(per_direction.shape[1])[:, None]].mean(axis=1)
+
+
+def percentile_interval(values: np.ndarray, confidence: float) -> tuple[float, float]:
+    """Equal-tailed percentile interval of bootstrap values at `confidence`, nan values left out
+    (nan, nan when every value is nan)."""
+    values = np.asarray(values, dtype=float)
+    if np.isnan(values).all():
+        return float("nan"), float("nan")
+    tail = 100 * (1 - confidence) / 2
+    low, high = np.nanpercentile(values, [tail, 100 - tail])
+    return float(low), float(high)
+
+
 def asr_of(matrix: np.ndarray) -> np.ndarray:
     """ASR (%) along the last axis of verdicts 1.0 / 0.0 / nan (not judged), over the judged ones (nan if none)."""
     judged = ~np.isnan(matrix)

@@ -94,7 +94,8 @@ class Landscape:
     name: str  # "d1" (1D), "d1-d2" (2D), "d1@aoa" (d1 under the system prompt "aoa"), "d1@over-refusal" (safe prompts)
     axes: tuple[str, ...]
     coords: tuple[tuple[float, ...], ...]
-    # "main" (VISAGE), "system-prompt", "over-refusal", "finetune" (aligned -> finetuned lines), "finetune-plane"
+    # "main" (VISAGE), "sequential" (VISAGE when the precision decisions ask for it), "system-prompt",
+    # "over-refusal", "finetune" (aligned -> finetuned lines), "finetune-plane"
     group: str = "main"
     variant: str | None = None  # system prompt variant; None = generation.system_prompt
     points_from: str | None = None  # landscape whose point artifacts this one answers at (None = its own)
@@ -149,18 +150,33 @@ def axes(config: dict) -> list[Axis]:
     ]
 
 
+def precision_settings(config: dict) -> dict | None:
+    """landscape.precision (sequential directions), None when off."""
+    return config["landscape"].get("precision")
+
+
+def landscape_count(config: dict) -> int:
+    """Main landscapes in the plan: 1d-random's `directions` lines, one for any other kind; with
+    landscape.precision, max_directions lines or planes (those past min_directions are measured only
+    when the sequential decisions ask for them)."""
+    precision = precision_settings(config)
+    if precision:
+        return precision["max_directions"]
+    return config["landscape"]["directions"] if landscape_kind(config).axes == ("random",) else 1
+
+
 def _landscape_axes(config: dict) -> list[Axis]:
     """The axes of the landscape kind: random ones d1, d2, ... (seeds seed, seed + 1, ...) and
     interpolation ones i1, i2 towards the endpoints; the second axis of a plane records its cosine
     with the first and is orthogonalized against it when asked."""
     ls, kind = config["landscape"], landscape_kind(config)
-    kinds = kind.axes * ls["directions"] if kind.axes == ("random",) else kind.axes
+    kinds = kind.axes * landscape_count(config)
     orthogonalize = ls["orthogonalize"] if ls["orthogonalize"] is not None else kind.orthogonalize
     result, counts = [], {"random": 0, "interpolation": 0}
     for position, axis_kind in enumerate(kinds):
         k = counts[axis_kind]
         counts[axis_kind] += 1
-        pair = {"partner": result[0].name, "orthogonalize": orthogonalize} if kind.plane and position == 1 else {}
+        pair = {"partner": result[position - 1].name, "orthogonalize": orthogonalize} if kind.plane and position % 2 else {}
         if axis_kind == "random":
             result.append(Axis(f"d{k + 1}", "random", seed=ls["seed"] + k, **pair))
         else:
@@ -169,15 +185,23 @@ def _landscape_axes(config: dict) -> list[Axis]:
 
 
 def landscapes(config: dict) -> list[Landscape]:
-    """The main landscape(s), their system prompt variants and their over-refusal twins (the safe prompts
-    at the same points), then per finetuning dataset the line aligned -> finetuned, then the plane
-    spanned by two of those lines (the finetuned models sit at (1, 0) and (0, 1))."""
+    """The main landscape(s) (with landscape.precision, those past min_directions in the group
+    "sequential"), their system prompt variants and their over-refusal twins (the safe prompts at the
+    same points), then per finetuning dataset the line aligned -> finetuned, then the plane spanned by
+    two of those lines (the finetuned models sit at (1, 0) and (0, 1))."""
     names = [a.name for a in _landscape_axes(config)]
     coords = tuple(grid_coordinates(config))
-    if is_2d(config):
-        result = [Landscape("-".join(names), tuple(names), coords)]
-    else:
-        result = [Landscape(n, (n,), coords) for n in names]
+    width = len(landscape_kind(config).axes) if is_2d(config) else 1
+    precision = precision_settings(config)
+    result = [
+        Landscape(
+            "-".join(names[i : i + width]),
+            tuple(names[i : i + width]),
+            coords,
+            "sequential" if precision and i // width >= precision["min_directions"] else "main",
+        )
+        for i in range(0, len(names), width)
+    ]
     result += [
         Landscape(f"{main.name}@{variant['name']}", main.axes, coords, "system-prompt", variant["name"], main.name)
         for variant in config["system_prompts"]
@@ -417,7 +441,12 @@ def landscape_setup(config: dict) -> str:
     ls, kind = config["landscape"], landscape_kind(config)
     grid = lambda g, axis: f"{axis} = {g['min']:g} to {g['max']:g} in steps of {g['step']:g}"  # noqa: E731
     grids = grid(ls["grid"], "a") + (f" and {grid(ls['grid_b'] or ls['grid'], 'b')}" if kind.plane else "")
-    what = kind.summary.format(directions=ls["directions"], endpoints=" and ".join(e["name"] for e in ls["endpoints"]))
+    precision = precision_settings(config)
+    directions = f"{precision['min_directions']} to {precision['max_directions']}" if precision else ls["directions"]
+    what = kind.summary.format(directions=directions, endpoints=" and ".join(e["name"] for e in ls["endpoints"]))
+    if precision:
+        planes = f", {directions} such planes" if kind.plane else ""
+        what += f"{planes}, added until the hierarchical VISAGE interval's half-width is at most {precision['half_width']:g}"
     prompts, aligned = prompt_source(config["prompts"]), ", safety-finetuned first" if config["align"]["enabled"] else ""
     source = f"set ``{prompts['set']}``" if prompts["set"] else f"``{prompts['file']}``"
     count = prompts["count"] if prompts["count"] is not None else "all"

@@ -18,6 +18,9 @@ from .metrics import (
     basin_interval,
     bootstrap_indices,
     cohen_kappa,
+    direction_indices,
+    hierarchical_means,
+    percentile_interval,
     visage_on_scores,
     visage_pair,
 )
@@ -88,6 +91,10 @@ def landscape_tables(
     VISAGE per landscape and judge (both definitions, bootstrap CI of the headline one, basin
     geometry), judge agreement, and a summary. The first judge in `judgments` headlines the summary.
 
+    The mean over landscapes has two intervals: over prompts (`visage_ci_low/high`: one prompt draw
+    per resample for every landscape) and hierarchical (`visage_hier_ci_low/high`: the landscapes
+    resampled with replacement too, each resample's prompt draw shared by the landscapes it draws).
+
     For 2D landscapes "reference" is the reference definition averaged over the two axes through
     the origin (the reference code defines it for 1D only)."""
     axes = ["a", "b"] if "b" in judgments.columns else ["a"]
@@ -147,13 +154,17 @@ def landscape_tables(
         judge_rows = pd.DataFrame([r for r in visage_rows if r["judge"] == judge])
         mean = judge_rows.drop(columns=["judge", "landscape"]).mean().to_dict()
         if landscape_draws:
-            mean["visage_ci_low"], mean["visage_ci_high"] = np.nanpercentile(np.mean(landscape_draws, axis=0), [tail, 100 - tail])
+            per_landscape = np.array(landscape_draws)  # [landscape x resample]
+            mean["visage_ci_low"], mean["visage_ci_high"] = percentile_interval(per_landscape.mean(axis=0), confidence)
+            hierarchical = hierarchical_means(per_landscape, direction_indices(len(per_landscape), resamples, seed))
+            mean["visage_hier_ci_low"], mean["visage_hier_ci_high"] = percentile_interval(hierarchical, confidence)
         visage_rows.append(mean | {"judge": judge, "landscape": "mean"})
         summary_judges[judge] = {
             "visage": mean[f"visage_{headline}"],
             "visage_paper": mean["visage_paper"],
             "visage_reference": mean["visage_reference"],
             "visage_ci": [mean.get("visage_ci_low", np.nan), mean.get("visage_ci_high", np.nan)],
+            "visage_ci_hierarchical": [mean.get("visage_hier_ci_low", np.nan), mean.get("visage_hier_ci_high", np.nan)],
             "visage_std_over_landscapes": float(judge_rows[f"visage_{headline}"].std(ddof=1)) if len(judge_rows) > 1 else 0.0,
             "asr_at_origin": mean["asr_at_origin"],
             "basin": {
@@ -175,6 +186,7 @@ def landscape_tables(
         "visage_paper": lead["visage_paper"],
         "visage_reference": lead["visage_reference"],
         "visage_ci": lead["visage_ci"],
+        "visage_ci_hierarchical": lead["visage_ci_hierarchical"],
         "confidence": confidence,
         "visage_std_over_landscapes": lead["visage_std_over_landscapes"],
         "landscapes": int(judgments["landscape"].nunique()),
@@ -372,7 +384,8 @@ def capability_table(scores: Sequence[dict], asr: pd.DataFrame, judge: str) -> p
 
 def visage_summary_table(summary: dict) -> pd.DataFrame:
     """The headline numbers of a landscape, one row per judge (rounded for reading): VISAGE in the
-    headline definition with its interval, both definitions, and the ASR of the unperturbed model."""
+    headline definition with its interval over prompts and its hierarchical interval over directions
+    and prompts, both definitions, and the ASR of the unperturbed model."""
     return pd.DataFrame(
         [
             {
@@ -380,6 +393,8 @@ def visage_summary_table(summary: dict) -> pd.DataFrame:
                 "VISAGE": round(s["visage"], 2),
                 "CI low": round(s["visage_ci"][0], 2),
                 "CI high": round(s["visage_ci"][1], 2),
+                "CI low (directions + prompts)": round(s["visage_ci_hierarchical"][0], 2),
+                "CI high (directions + prompts)": round(s["visage_ci_hierarchical"][1], 2),
                 "paper": round(s["visage_paper"], 2),
                 "reference": round(s["visage_reference"], 2),
                 "ASR at theta (%)": round(s["asr_at_origin"], 2),

@@ -101,6 +101,7 @@ def check_config(config: dict, workdir: str | Path = ".") -> None:
     _check_judges(config, workdir)
     _check_engine(config["generation"]["engine"])
     _check_landscape(config)
+    _check_precision(config)
     sources = [("model.source", config["model"])]
     for group in ("endpoints", "project"):
         sources += [(f"landscape.{group}[{i}].source", entry) for i, entry in enumerate(config["landscape"][group])]
@@ -222,6 +223,43 @@ def _check_landscape(config: dict) -> None:
     grid_coordinates(config)
     if ls["project"] and not is_2d(config) and len(landscapes(config)) > 1:
         raise ConfigError("landscape.project: projections go on one line or plane; use a 2D kind or an interpolation kind")
+
+
+def _check_precision(config: dict) -> None:
+    """Sequential directions: a random kind, min <= max, a bootstrap to decide with, and nothing that
+    needs the landscapes fixed before the run (system prompt variants, capability, projections, over-refusal)."""
+    ls, precision = config["landscape"], config["landscape"].get("precision")
+    if not precision:
+        return
+    if ls["kind"] not in ("1d-random", "2d-random"):
+        raise ConfigError(
+            f"landscape.precision: kind {ls['kind']!r} has fixed directions; sequential directions need "
+            "1d-random or 2d-random. Remove landscape.precision"
+        )
+    if precision["min_directions"] > precision["max_directions"]:
+        raise ConfigError(
+            f"landscape.precision: min_directions {precision['min_directions']} > max_directions "
+            f"{precision['max_directions']}; raise max_directions"
+        )
+    if ls["kind"] == "1d-random" and ls["directions"] != precision["min_directions"]:
+        raise ConfigError(
+            f"landscape.directions ({ls['directions']}) and landscape.precision.min_directions "
+            f"({precision['min_directions']}) disagree: with precision the run starts with min_directions "
+            "directions; set both to the same number"
+        )
+    if not config["visage"]["bootstrap"]:
+        raise ConfigError("landscape.precision decides from the bootstrap interval; set visage.bootstrap > 0 (e.g. 1000)")
+    for key, used in (
+        ("system_prompts", config["system_prompts"]),
+        ("capability.enabled", config["capability"]["enabled"]),
+        ("landscape.project", ls["project"]),
+        ("over_refusal.enabled", config["over_refusal"]["enabled"]),
+    ):
+        if used:
+            raise ConfigError(
+                f"landscape.precision: {key} needs the directions fixed before the run; set "
+                "landscape.directions instead of landscape.precision, or turn it off"
+            )
 
 
 def _check_rows_disjoint(key: str, rows: Sequence[int], file: str, prompts: dict, count: int) -> None:
