@@ -213,7 +213,9 @@ def finetune_targets():
 def bundle_files():
     """Bundle path -> file of every artifact the run publishes."""
     files = [path for path in all_targets() if path.startswith(f"{RUN}/")]
-    files += job_files("responses", LANDSCAPES) + landscape_judgments(list(LANDSCAPES))
+    # an adaptive run publishes its main landscapes' gathered responses and rounds (rules/adaptive.smk)
+    files += job_files("responses", [name for name in LANDSCAPES if not (ADAPTIVE and name in MAIN)]) + adaptive_files()
+    files += landscape_judgments(list(LANDSCAPES))
     files += [f"{RUN}/directions/{axis}/direction.json" for axis in AXES]
     if config["capability"]["enabled"]:
         files += job_files("capability", MAIN)

@@ -16,6 +16,7 @@ rule figures:
         style=config["figures"],
         axes=LANDSCAPES[MAIN[0]].axes,
         two_d=is_2d(config),
+        adaptive=ADAPTIVE,
     log:
         f"{RUN}/logs/figures.log",
     conda:

@@ -1,6 +1,7 @@
 """ASR per grid point and judge, VISAGE per landscape and judge (both definitions, bootstrap CIs),
 judge agreement, and a run summary."""
 
+from safety_landscape.adaptive import AdaptiveGrid
 from safety_landscape.io import log_to_file, write_json, write_table
 from safety_landscape.tables import landscape_tables, load_judgments, visage_summary_table
 
@@ -9,7 +10,13 @@ p = snakemake.params
 cfg = p.visage
 judgments = load_judgments(snakemake.input)
 asr, table, agreement, summary = landscape_tables(
-    judgments, cfg["headline"], cfg["basin_threshold"], cfg["bootstrap"], cfg["confidence"], cfg["seed"]
+    judgments,
+    cfg["headline"],
+    cfg["basin_threshold"],
+    cfg["bootstrap"],
+    cfg["confidence"],
+    cfg["seed"],
+    AdaptiveGrid.from_settings(p.adaptive) if p.adaptive else None,
 )
 out = snakemake.output
 for frame, csv, parquet in (

@@ -31,10 +31,14 @@ def _mark_positions(ax, marks) -> None:
 def _title(summary: dict) -> str:
     ci = summary.get("visage_ci", [np.nan, np.nan])
     interval = "" if np.isnan(ci[0]) else f" [{ci[0]:.1f}, {ci[1]:.1f}]"
-    return (
+    title = (
         f"{summary['run']}: {summary['kind']} landscape\n"
         f"VISAGE {summary['visage']:.2f}{interval} ({summary['visage_definition']} definition, judge {summary['judge']})"
     )
+    if "adaptive" in summary:
+        counts = ", ".join(f"{name} {n}" for name, n in summary["adaptive"]["sampled_points"].items())
+        title += f"\nadaptive grid: {counts} of {summary['adaptive']['grid_points']} points sampled"
+    return title
 
 
 def plot_landscape_1d(asr: pd.DataFrame, summary: dict, style: dict, markers: Sequence[tuple[str, float]] = ()):
@@ -86,9 +90,11 @@ def plot_landscape_2d_contour(
     endpoints: Sequence[tuple[str, float, float]] = (),
     trajectories: Mapping[str, Sequence[tuple[str, float, float]]] | None = None,
     labels: Sequence[str] | None = None,
+    sampled: Sequence[tuple[float, float]] = (),
 ):
     """Filled ASR contour over (a, b) with the basin outlined at the threshold; interpolation
-    endpoints marked; each trajectory (named, projected checkpoints in order) drawn as a path."""
+    endpoints marked; each trajectory (named, projected checkpoints in order) drawn as a path;
+    `sampled`: the points an adaptive run measured (the rest of the grid is interpolated), as dots."""
     sns.set_theme(style="white", context=style["context"])
     grid = asr_grid(asr)
     a, b = grid.index.to_numpy(), grid.columns.to_numpy()
@@ -97,6 +103,8 @@ def plot_landscape_2d_contour(
     fig.colorbar(filled, ax=ax, label="attack success rate (%)")
     if grid.to_numpy().min() < summary["basin_threshold"] < grid.to_numpy().max():
         ax.contour(a, b, grid.to_numpy().T, levels=[summary["basin_threshold"]], colors="white", linewidths=2.2)
+    if sampled:
+        ax.plot(*zip(*sampled), ".", color="#2ca02c", mec="white", mew=0.6, ms=9, ls="none", label="sampled points")
     ax.plot([0], [0], marker="*", ms=14, color="#1f77b4", mec="white", ls="none", label="θ (basin outlined)")
     if endpoints:
         ax.plot(

@@ -51,6 +51,7 @@ def check_config(config: dict, workdir: str | Path = ".") -> None:
     _check_judges(config)
     _check_engine(config["generation"]["engine"])
     _check_landscape(config)
+    _check_adaptive(config)
     sources = [("model.source", config["model"])]
     for group in ("endpoints", "project"):
         sources += [(f"landscape.{group}[{i}].source", entry) for i, entry in enumerate(config["landscape"][group])]
@@ -140,6 +141,24 @@ def _check_landscape(config: dict) -> None:
     grid_coordinates(config)
     if ls["project"] and not is_2d(config) and len(landscapes(config)) > 1:
         raise ConfigError("landscape.project: projections go on one line or plane; use a 2D kind or an interpolation kind")
+
+
+def _check_adaptive(config: dict) -> None:
+    """Adaptive grids: strides that nest, and only the main landscape's stages (their points are chosen as it runs)."""
+    adaptive = config["landscape"].get("adaptive") or {}
+    if not adaptive.get("enabled"):
+        return
+    if adaptive["min_stride"] > adaptive["initial_stride"]:
+        raise ConfigError(
+            f"landscape.adaptive: min_stride {adaptive['min_stride']} > initial_stride {adaptive['initial_stride']}; "
+            "the rounds split boxes down to min_stride grid steps, so set min_stride <= initial_stride"
+        )
+    for key, on in (("system_prompts", bool(config["system_prompts"])), ("capability.enabled", config["capability"]["enabled"])):
+        if on:
+            raise ConfigError(
+                f"landscape.adaptive: {key} measures every point of the configured grid, which an adaptive run does not "
+                f"sample; turn {key} off or set landscape.adaptive.enabled: false"
+            )
 
 
 def _check_rows_disjoint(key: str, rows: Sequence[int], file: str, prompts: dict, count: int) -> None:
