@@ -65,6 +65,8 @@ if ADAPTIVE:
             code=code("adaptive_generate.py", keywords=GENERATION["stop_on_refusal"]),
             engine_code=engine_code_digest(GENERATION["engine"]),
             landscape=lambda wc: wc.landscape,
+            # the grid and strides that chose the points (the tolerance only decides when the rounds stop)
+            grid={key: value for key, value in ADAPTIVE.items() if key != "tolerance"},
             prompts=config["prompts"],
             generation=lambda wc: landscape_generation(LANDSCAPES[wc.landscape]),
             cache=f"{CACHE}/responses",

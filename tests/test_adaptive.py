@@ -227,8 +227,8 @@ def test_a_loose_tolerance_stops_after_the_estimate_settles(line_runs):
 
 
 def test_a_rerun_reuses_every_finished_point_and_the_full_grid_reuses_the_adaptive_points(line_runs):
-    # tolerance 1: rounds 0 and 1 are redone from the cache, round 2's 4 points are new
-    assert line_runs["tight"]["counts"] == [(0, 5), (0, 2), (4, 0)]
+    # tolerance 1: rounds 0 and 1 are kept as they are (no generation job), round 2's 4 points are new
+    assert line_runs["tight"]["counts"] == [(4, 0)]
     (row,) = line_runs["tight"]["visage"].query("landscape == 'd1'").to_dict("records")
     assert row["visage_paper"] == pytest.approx(55.0, abs=1e-12) and row["sampled_points"] == 11
     # the full grid generates only the 6 points no round sampled (a = +-0.5 ... +-0.7)
@@ -240,8 +240,8 @@ def test_a_rerun_reuses_every_finished_point_and_the_full_grid_reuses_the_adapti
 
 
 def test_a_job_killed_mid_round_resumes_with_its_finished_points(tmp_path, tiny_model_dir, line_runs):
-    """SIGKILL as round 1's second point is published to the response cache (the run's 7th point): the rerun
-    keeps round 0, takes round 1's first point from the cache, and ends as the uninterrupted run did."""
+    """Round 0 finished, then SIGKILL as round 1's job publishes its second point to the response cache: the
+    rerun keeps round 0, takes round 1's first point from the cache, and ends as the uninterrupted run did."""
     make_workdir(
         tmp_path,
         tiny_model_dir,
@@ -249,26 +249,28 @@ def test_a_job_killed_mid_round_resumes_with_its_finished_points(tmp_path, tiny_
         generation={"engine": ENGINE, "max_new_tokens": 32, "points_per_job": 17},
     )
     (tmp_path / "override.yaml").write_text("judges: [{name: keyword}]\n")
-    env = dict(os.environ, FAULT="kill:7:*/results/cache/responses/*", FAULT_FIRED=str(tmp_path / "fault-fired"))
+    env = dict(os.environ, FAULT_FIRED=str(tmp_path / "fault-fired"))
     env["PYTHONPATH"] = os.pathsep.join([str(HARNESS), str(REPO / "tests"), os.environ.get("PYTHONPATH", "")])
-    cmd = SNAKEMAKE + ["--directory", str(tmp_path), "results/tiny/summary.json"]
-    cmd += ["--configfile", str(tmp_path / "config.yaml"), str(tmp_path / "override.yaml")]
-    killed = subprocess.run(cmd, env=env, capture_output=True, text=True, start_new_session=True)
+    configs = ["--configfile", str(tmp_path / "config.yaml"), str(tmp_path / "override.yaml")]
+    run, logs = tmp_path / "results" / "tiny", tmp_path / "results" / "tiny" / "logs" / "adaptive" / "d1"
+
+    def snakemake(*args: str, fault: dict | None = None) -> subprocess.CompletedProcess:
+        cmd = SNAKEMAKE + ["--directory", str(tmp_path), *args, *configs]
+        return subprocess.run(cmd, env=env | (fault or {}), capture_output=True, text=True, start_new_session=True)
+
+    assert snakemake("results/tiny/adaptive/d1/round0/judgments.jsonl").returncode == 0
+    killed = snakemake("results/tiny/summary.json", fault={"FAULT": "kill:2:*/results/cache/responses/*"})
     assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr
     assert fired(tmp_path)[0] == "kill"
-    run = tmp_path / "results" / "tiny"
-    assert (run / "adaptive" / "d1" / "round0" / "judgments.jsonl").exists()
     assert not (run / "adaptive" / "d1" / "round1" / "responses.jsonl").exists()
-    (run / "logs" / "adaptive" / "d1" / "round1" / "generate.log").unlink(missing_ok=True)
-    del env["FAULT"]
-    for args in (["--unlock"], []):
-        proc = subprocess.run(cmd + args, env=env, capture_output=True, text=True)
+    (logs / "round1" / "generate.log").unlink(missing_ok=True)
+    for args in (["--unlock"], ["results/tiny/summary.json"]):
+        proc = snakemake(*args)
         assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert generated_and_reused(run / "logs" / "adaptive" / "d1" / "round1" / "generate.log") == (1, 1)
-    assert not (run / "logs" / "adaptive" / "d1" / "round0" / "generate.log").read_text().count("reusing cached")
-    assert [read_json(p)["new"] for p in sorted((run / "adaptive" / "d1").glob("plan*.json"))] == [
-        [[a] for a in r] for r in ROUNDS[:2]
-    ] + [[]]
+    assert generated_and_reused(logs / "round0" / "generate.log") == (5, 0)
+    assert generated_and_reused(logs / "round1" / "generate.log") == (1, 1)
+    plans = [read_json(p)["new"] for p in sorted((run / "adaptive" / "d1").glob("plan*.json"))]
+    assert plans == [[[a] for a in r] for r in ROUNDS[:2]] + [[]]
     pd.testing.assert_frame_equal(pd.read_csv(run / "tables" / "visage.csv"), line_runs["loose"]["visage"], check_exact=True)
     assert len(read_jsonl(run / "adaptive" / "d1" / "responses.jsonl")) == 7 * 4
 

@@ -32,6 +32,7 @@ from .plan import AXIS_LETTERS, grid_values, is_2d
 
 Index = tuple[int, ...]  # a point's position on the configured grid, one index per axis
 Box = tuple[tuple[int, int], ...]  # (low, high) indices per axis
+COORDINATE_ATOL = 1e-10  # pandas' JSON reader may change a coordinate's last digit
 
 
 @dataclass(frozen=True)
@@ -59,11 +60,15 @@ class AdaptiveGrid:
         return tuple(axis[i] for axis, i in zip(self.axes, index))
 
     def index_of(self, coords: Sequence[float]) -> Index:
-        """The index of a point given by its coordinates, which must be the configured grid's own values."""
-        try:
-            return tuple(axis.index(c) for axis, c in zip(self.axes, coords, strict=True))
-        except ValueError:
-            raise ValueError(f"{tuple(coords)} is not a point of the configured grid {self.axes}") from None
+        """The index of a point given by its coordinates: the configured grid's own values, up to a float
+        parser's last digit (grid values are rounded to 1e-9)."""
+        index = []
+        for axis, c in zip(self.axes, coords, strict=True):
+            matches = [i for i, value in enumerate(axis) if abs(value - c) <= COORDINATE_ATOL]
+            if not matches:
+                raise ValueError(f"{tuple(coords)} is not a point of the configured grid {self.axes}")
+            index.append(matches[0])
+        return tuple(index)
 
 
 def adaptive_settings(config: dict) -> dict | None:
