@@ -96,16 +96,27 @@ def test_the_boxes_follow_the_sampled_points():
 def test_refinement_splits_only_boxes_whose_corners_differ():
     grid = AdaptiveGrid((tuple(round(-0.8 + 0.1 * i, 9) + 0.0 for i in range(17)),), 4, 1)
     asr = {(0,): 100.0, (4,): 100.0, (8,): 0.0, (12,): 100.0, (16,): 100.0}
-    assert refinement(grid, asr) == [(6,), (10,)]
+    assert refinement(grid, asr, 1.0) == [(6,), (10,)]
     asr |= {(6,): 75.0, (10,): 75.0}
-    assert refinement(grid, asr) == [(5,), (7,), (9,), (11,)]
+    assert refinement(grid, asr, 1.0) == [(5,), (7,), (9,), (11,)]
+
+
+def test_inside_the_basin_only_differences_that_can_move_the_estimate_are_refined():
+    grid = AdaptiveGrid((NINE,), 2, 1)
+    # sampled every 2nd point: 100 40 0 5 100; interpolated 100 70 40 20 0 2.5 5 52.5 100, 7 points below 100
+    asr = {(0,): 100.0, (2,): 40.0, (4,): 0.0, (6,): 5.0, (8,): 100.0}
+    # (0, 2) and (6, 8) hold the basin's edges; (2, 4) can move the estimate by 40 * 1 / 7 = 5.7;
+    # (4, 6) by 5 * 1 / 7 = 0.71 only
+    assert refinement(grid, asr, 1.0) == [(1,), (3,), (7,)]
+    assert refinement(grid, asr, 0.7) == [(1,), (3,), (5,), (7,)]
+    assert refinement(grid, asr, 6.0) == [(1,), (7,)]
 
 
 def test_refinement_of_a_plane_samples_the_halves_corners_of_crossed_cells():
     grid = AdaptiveGrid(((-0.1, -0.05, 0.0, 0.05, 0.1), (-0.1, -0.05, 0.0, 0.05, 0.1)), 2, 1)
     asr = {(i, j): 100.0 for i in (0, 2, 4) for j in (0, 2, 4)}
     asr[(4, 4)] = 0.0  # only the cell (2..4) x (2..4) has corners that differ
-    assert refinement(grid, asr) == [(2, 3), (3, 2), (3, 3), (3, 4), (4, 3)]
+    assert refinement(grid, asr, 1.0) == [(2, 3), (3, 2), (3, 3), (3, 4), (4, 3)]
 
 
 def test_plans_stop_when_the_estimate_settles_or_nothing_is_left_to_split():

@@ -2,9 +2,10 @@
 
 The first round samples every `initial_stride`-th point of the configured grid along each axis,
 counted from the origin, and both ends of the grid; these points cut the grid into boxes (intervals
-in 1D, rectangles in 2D). Each later round splits in halves, at points of the configured grid, every
-box whose corners' ASR differ (the basin's edge crosses it), down to boxes `min_stride` grid steps
-wide. The rounds stop once the VISAGE estimate moves by less than `tolerance` between two rounds,
+in 1D, rectangles in 2D). Each later round splits in halves, at points of the configured grid, the
+boxes whose unsampled points could still matter (`needs_split`: the basin's edge crosses the box, or
+its corners' ASR differ enough to move the estimate by `tolerance`), down to boxes `min_stride` grid
+steps wide. The rounds stop once the VISAGE estimate moves by less than `tolerance` between two rounds,
 or when no box is left to split.
 
 The VISAGE estimate of a sampled landscape: its ASR at every point of the configured grid, read off
@@ -27,7 +28,7 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .metrics import attack_success_rate, visage
+from .metrics import ASR_MAX, attack_success_rate, visage
 from .plan import AXIS_LETTERS, grid_values, is_2d
 
 Index = tuple[int, ...]  # a point's position on the configured grid, one index per axis
@@ -121,14 +122,30 @@ def leaves(grid: AdaptiveGrid, sampled: set[Index]) -> list[Box]:
     return result
 
 
-def refinement(grid: AdaptiveGrid, asr: Mapping[Index, float]) -> list[Index]:
-    """The points to sample next: the corners of the halves of every box whose corners' ASR differ."""
+def refinement(grid: AdaptiveGrid, asr: Mapping[Index, float], tolerance: float) -> list[Index]:
+    """The points to sample next: the corners of the halves of every box that `needs_split`."""
+    below = int(np.sum(interpolated_asr(grid, asr) < ASR_MAX))
     new: set[Index] = set()
     for box in leaves(grid, set(asr)):
         parts = halves(box, grid.min_stride)
-        if len(parts) > 1 and len({asr[c] for c in corners(box)}) > 1:
+        if len(parts) > 1 and needs_split(box, asr, below, tolerance):
             new |= {c for part in parts for c in corners(part)}
     return sorted(new - asr.keys())
+
+
+def needs_split(box: Box, asr: Mapping[Index, float], below: int, tolerance: float) -> bool:
+    """Whether a box's unsampled points could matter: its corners' ASR differ, and either one corner is at 100
+    (the basin's edge runs through the box, so which of its points Eq. 5 averages over is unknown), or the
+    spread of its corners' ASR times its unsampled points, over the `below` grid points Eq. 5 averages over
+    now, reaches `tolerance`: the most those points move the estimate while their ASR stays between the corners'."""
+    values = [asr[c] for c in corners(box)]
+    spread = max(values) - min(values)
+    if spread == 0:
+        return False
+    if max(values) == ASR_MAX:
+        return True
+    unsampled = sum(1 for point in itertools.product(*(range(lo, hi + 1) for lo, hi in box)) if point not in asr)
+    return spread * unsampled / max(below, 1) >= tolerance
 
 
 def _contains(box: Box, index: Index) -> bool:
@@ -208,7 +225,7 @@ def next_plan(grid: AdaptiveGrid, plan: dict, asr: Mapping[tuple[float, ...], fl
         raise ValueError(f"no ASR at the sampled points {missing[:3]}; the judgments of round {plan['round']} are incomplete")
     estimates = [*plan["estimates"], estimate(grid, by_index)]
     stable = len(estimates) > 1 and abs(estimates[-1] - estimates[-2]) < tolerance
-    new = [] if stable else [list(grid.coords(i)) for i in refinement(grid, by_index)]
+    new = [] if stable else [list(grid.coords(i)) for i in refinement(grid, by_index, tolerance)]
     stopped_by = "tolerance" if stable else None if new else "no box left to split"
     return {
         "round": plan["round"] + 1,
