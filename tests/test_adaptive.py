@@ -307,4 +307,3 @@ def test_a_plane_samples_its_first_round_and_interpolates_the_rest(tmp_path, tin
     (row,) = pd.read_csv(run / "tables" / "visage.csv").query("landscape == 'd1-d2'").to_dict("records")
     assert row["visage_paper"] == pytest.approx(expected, abs=1e-12) and (row["sampled_points"], row["grid_points"]) == (15, 35)
     assert expected != pytest.approx(PLANE_VISAGE_PAPER)  # the full grid's 50.0
-    assert (run / "figures" / "landscape_2d_contour.png").stat().st_size > 0
