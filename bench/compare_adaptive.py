@@ -39,16 +39,15 @@ def compare(adaptive: Path, full: list[Path]) -> str:
         [log for run in full for log in sorted((run / "logs" / "generate").glob("*/job*.log"))]
     )
     rows = [
-        "| landscape | VISAGE full grid | VISAGE adaptive | difference | points measured (adaptive / full) |",
+        "| landscape | VISAGE full grid | VISAGE adaptive | difference | points measured (adaptive / full; mean: all) |",
         "|---|---|---|---|---|",
     ]
-    for name in [n for n in ours.index if n != "mean"] + ["mean"]:
-        a, f = ours.loc[name], theirs.loc[name]
-        grid = int(f.get("grid_points", a["grid_points"]))
-        rows.append(
-            f"| {name} | {f['visage_paper']:.2f} | {a['visage_paper']:.2f} | {a['visage_paper'] - f['visage_paper']:+.2f} "
-            f"| {a['sampled_points']:g} / {grid} |"
-        )
+    names = [n for n in ours.index if n != "mean"]
+    sampled = {n: int(ours.loc[n, "sampled_points"]) for n in names} | {"mean": int(ours.loc[names, "sampled_points"].sum())}
+    grid = {n: int(ours.loc[n, "grid_points"]) for n in names} | {"mean": int(ours.loc[names, "grid_points"].sum())}
+    for name in names + ["mean"]:
+        a, f = ours.loc[name, "visage_paper"], theirs.loc[name, "visage_paper"]
+        rows.append(f"| {name} | {f:.2f} | {a:.2f} | {a - f:+.2f} | {sampled[name]} / {grid[name]} |")
     rows.append("")
     rows.append(
         f"Generated: adaptive {generated} points in {seconds:.0f} s; full grid {full_generated} points in {full_seconds:.0f} s."

@@ -56,7 +56,7 @@ def test_compare_adaptive_table(tmp_path):
         check=True,
     ).stdout
     assert out.splitlines() == [
-        "| landscape | VISAGE full grid | VISAGE adaptive | difference | points measured (adaptive / full) |",
+        "| landscape | VISAGE full grid | VISAGE adaptive | difference | points measured (adaptive / full; mean: all) |",
         "|---|---|---|---|---|",
         "| d1 | 81.50 | 81.00 | -0.50 | 4 / 5 |",
         "| mean | 81.50 | 81.00 | -0.50 | 4 / 5 |",
