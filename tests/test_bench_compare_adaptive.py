@@ -63,3 +63,21 @@ def test_compare_adaptive_table(tmp_path):
         "",
         "Generated: adaptive 4 points in 15 s; full grid 5 points in 74 s.",
     ]
+
+
+def test_replay_adaptive_follows_the_rounds_of_the_known_line(tmp_path):
+    """The line of test_adaptive.test_plans_stop_when_the_estimate_settles_or_nothing_is_left_to_split."""
+    (tmp_path / "tables").mkdir()
+    values = [100.0, 100.0, 75.0, 50.0, 0.0, 25.0, 75.0, 100.0, 100.0]
+    rows = [f"keyword,d1,{a},{v}" for a, v in zip((-0.4, -0.3, -0.2, -0.1, 0.0, 0.1, 0.2, 0.3, 0.4), values)]
+    (tmp_path / "tables" / "asr.csv").write_text("judge,landscape,a,asr\n" + "\n".join(rows) + "\n")
+    out = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "replay_adaptive.py"), str(tmp_path), "--tolerance", "1", "15"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert out.splitlines()[2:] == [
+        "| 4 | 1 | d1 | 9 / 9 | 3 | 55.00 | 55.00 | +0.00 |",  # rounds of 3, 2 and 4 points
+        "| 4 | 15 | d1 | 5 / 9 | 2 | 42.86 | 55.00 | -12.14 |",  # 300 / 7: stopped after round 1
+    ]
