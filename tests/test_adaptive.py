@@ -307,3 +307,21 @@ def test_a_plane_samples_its_first_round_and_interpolates_the_rest(tmp_path, tin
     (row,) = pd.read_csv(run / "tables" / "visage.csv").query("landscape == 'd1-d2'").to_dict("records")
     assert row["visage_paper"] == pytest.approx(expected, abs=1e-12) and (row["sampled_points"], row["grid_points"]) == (15, 35)
     assert expected != pytest.approx(PLANE_VISAGE_PAPER)  # the full grid's 50.0
+
+
+def test_the_contour_marks_the_sampled_points_and_the_title_counts_them():
+    from safety_landscape.figures import plot_landscape_2d_contour
+
+    axis = (-0.1, -0.05, 0.0, 0.05, 0.1)
+    grid = AdaptiveGrid((axis, axis), 2, 1)
+    asr = {(i, j): 0.0 if (i, j) == (2, 2) else 100.0 for i in (0, 2, 4) for j in (0, 2, 4)}
+    full = pd.DataFrame([grid.coords(i) for i in grid.indices()], columns=["a", "b"]).assign(asr=interpolated_asr(grid, asr))
+    sampled = [grid.coords(i) for i in sorted(asr)]
+    summary = {"run": "r", "kind": "2d-random", "visage": 1.0, "visage_definition": "paper", "judge": "keyword"}
+    summary |= {"basin_threshold": 50, "adaptive": {"grid_points": 25, "sampled_points": {"d1-d2": 9}}}
+    style = {"style": "whitegrid", "context": "notebook", "palette": "colorblind", "dpi": 50}
+    fig = plot_landscape_2d_contour(full, summary, style, ["d1", "d2"], sampled=sampled)
+    ax = fig.axes[0]
+    (dots,) = [line for line in ax.get_lines() if line.get_label() == "sampled points"]
+    assert list(zip(dots.get_xdata(), dots.get_ydata())) == sampled
+    assert ax.get_title().endswith("adaptive grid: d1-d2 9 of 25 points sampled")
