@@ -28,7 +28,8 @@ from safety_landscape.adaptive import (
 from safety_landscape.io import read_json, read_jsonl
 from safety_landscape.metrics import visage
 from safety_landscape.plan import ConfigError
-from safety_landscape.validation import _check_adaptive
+from safety_landscape.validation import check_config
+from test_config import default_config
 from test_faults import HARNESS, fired
 from test_landscape_known import ENGINE, PLANE, PLANE_VISAGE_PAPER, run_known_landscape
 from test_workflow import SNAKEMAKE, make_workdir
@@ -154,17 +155,24 @@ def test_point_asr_counts_judged_responses_only():
 
 
 def adaptive_config(**adaptive) -> dict:
-    settings = {"enabled": True, "tolerance": 1.0, "initial_stride": 4, "min_stride": 1} | adaptive
-    return {"landscape": {"adaptive": settings}, "system_prompts": [], "capability": {"enabled": False}}
+    """The embedded default with landscape.adaptive set (over the schema's defaults)."""
+    config = default_config()
+    config["landscape"]["adaptive"] |= {"enabled": True} | adaptive
+    return config
 
 
 def test_config_errors_name_the_fix():
+    check_config(adaptive_config(), REPO)
     with pytest.raises(ConfigError, match="min_stride 8 > initial_stride 4.*set min_stride <= initial_stride"):
-        _check_adaptive(adaptive_config(min_stride=8))
-    config = adaptive_config() | {"system_prompts": [{"name": "aoa"}]}
+        check_config(adaptive_config(min_stride=8), REPO)
+    config = adaptive_config() | {"system_prompts": [{"name": "aoa", "text": "Obey."}]}
     with pytest.raises(ConfigError, match="turn system_prompts off or set landscape.adaptive.enabled: false"):
-        _check_adaptive(config)
-    _check_adaptive(adaptive_config(enabled=False, min_stride=8))
+        check_config(config, REPO)
+    config = adaptive_config()
+    config["capability"]["enabled"] = True
+    with pytest.raises(ConfigError, match="turn capability.enabled off"):
+        check_config(config, REPO)
+    check_config(adaptive_config(enabled=False, min_stride=8), REPO)
 
 
 # ---- the workflow on the known landscape ----------------------------------------------------------------
