@@ -243,7 +243,9 @@ def bundle_files():
     measured = set(measured_landscapes())
     names = [name for name, ls in LANDSCAPES.items() if ls.group != "sequential" or name in measured]
     files = [path for path in all_targets() if path.startswith(f"{RUN}/")]
-    files += job_files("responses", names) + landscape_judgments([name for name in names if name not in OVER_REFUSAL])
+    # an adaptive run publishes its main landscapes' gathered responses and rounds (rules/adaptive.smk)
+    files += job_files("responses", [name for name in names if not (ADAPTIVE and name in MAIN)]) + adaptive_files()
+    files += landscape_judgments([name for name in names if name not in OVER_REFUSAL])
     files += [f"{RUN}/judgments/{REFUSAL_JUDGE}/{name}.jsonl" for name in OVER_REFUSAL]
     files += [f"{RUN}/directions/{axis}/direction.json" for axis in AXES if any(axis in LANDSCAPES[n].axes for n in names)]
     if config["capability"]["enabled"]:

@@ -17,6 +17,7 @@ rule figures:
         axes=LANDSCAPES[MAIN[0]].axes,
         landscape=MAIN[0],
         two_d=is_2d(config),
+        adaptive=ADAPTIVE,
     log:
         f"{RUN}/logs/figures.log",
     conda:

@@ -23,6 +23,7 @@ rule visage:
         visage=config["visage"],
         run=config["run"],
         kind=config["landscape"]["kind"],
+        adaptive=ADAPTIVE,
     log:
         f"{RUN}/logs/visage.log",
     conda:

@@ -2,6 +2,7 @@
 
 import pandas as pd
 
+from safety_landscape.adaptive import AdaptiveGrid, interpolation_on_grid
 from safety_landscape.directions import Direction
 from safety_landscape.figures import plot_landscape_1d, plot_landscape_2d_contour, plot_landscape_3d, save_figure_set
 from safety_landscape.io import log_to_file, read_json
@@ -20,8 +21,14 @@ projections = [read_json(f) for f in snakemake.input.projections]
 if p.two_d:
     ends = [(name, *((1.0, 0.0) if i == 0 else (shift, 1.0))) for name, shift, i in endpoints]
     trajectory = [(r["checkpoint"], *r["coordinates"]) for r in projections]
+    sampled = []
+    if p.adaptive:  # the measured points as dots, the rest of the grid interpolated as VISAGE is computed
+        sampled = list(zip(headline["a"], headline["b"]))
+        full, weights = interpolation_on_grid(AdaptiveGrid.from_settings(p.adaptive), headline)
+        headline = full.assign(asr=weights @ headline["asr"].to_numpy())
+    trajectories = {"checkpoints": trajectory} if trajectory else None
     figures = [
-        plot_landscape_2d_contour(headline, summary, p.style, p.axes, ends, {"checkpoints": trajectory} if trajectory else None),
+        plot_landscape_2d_contour(headline, summary, p.style, p.axes, ends, trajectories, sampled=sampled),
         plot_landscape_3d(headline, summary, p.style, p.axes),
     ]
 else:

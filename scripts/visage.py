@@ -1,6 +1,7 @@
 """ASR per grid point and judge, VISAGE per landscape and judge (both definitions, bootstrap CIs; on the mean
 score for scoring judges), judge agreement, the Llama Guard judges' category counts, and a run summary."""
 
+from safety_landscape.adaptive import AdaptiveGrid
 from safety_landscape.io import log_to_file, write_json, write_table
 from safety_landscape.judge_formats import LLAMA_GUARD_CATEGORY_NAMES
 from safety_landscape.tables import guard_category_table, landscape_tables, load_judgments, visage_summary_table, with_scores
@@ -10,7 +11,13 @@ p = snakemake.params
 cfg = p.visage
 judgments = load_judgments(snakemake.input)
 asr, table, agreement, summary = landscape_tables(
-    judgments, cfg["headline"], cfg["basin_threshold"], cfg["bootstrap"], cfg["confidence"], cfg["seed"]
+    judgments,
+    cfg["headline"],
+    cfg["basin_threshold"],
+    cfg["bootstrap"],
+    cfg["confidence"],
+    cfg["seed"],
+    AdaptiveGrid.from_settings(p.adaptive) if p.adaptive else None,
 )
 asr, table = with_scores(judgments, asr, table)
 if "visage_score" in table.columns:

@@ -45,6 +45,9 @@ def _title(summary: dict) -> str:
         if landscapes > 1 and not np.isnan(both[0]):
             intervals += f", [{both[0]:.1f}, {both[1]:.1f}] over directions and prompts"
         lines.append(f"{summary.get('confidence', 0.95):.0%} CI {intervals}")
+    if "adaptive" in summary:
+        counts = ", ".join(f"{name} {n}" for name, n in summary["adaptive"]["sampled_points"].items())
+        lines.append(f"adaptive grid: {counts} of {summary['adaptive']['grid_points']} points sampled")
     return "\n".join(lines)
 
 
@@ -97,9 +100,11 @@ def plot_landscape_2d_contour(
     endpoints: Sequence[tuple[str, float, float]] = (),
     trajectories: Mapping[str, Sequence[tuple[str, float, float]]] | None = None,
     labels: Sequence[str] | None = None,
+    sampled: Sequence[tuple[float, float]] = (),
 ):
     """Filled ASR contour over (a, b) with the basin outlined at the threshold; interpolation
-    endpoints marked; each trajectory (named, projected checkpoints in order) drawn as a path."""
+    endpoints marked; each trajectory (named, projected checkpoints in order) drawn as a path;
+    `sampled`: the points an adaptive run measured (the rest of the grid is interpolated), as dots."""
     sns.set_theme(style="white", context=style["context"])
     grid = asr_grid(asr)
     a, b = grid.index.to_numpy(), grid.columns.to_numpy()
@@ -108,6 +113,8 @@ def plot_landscape_2d_contour(
     fig.colorbar(filled, ax=ax, label="attack success rate (%)")
     if grid.to_numpy().min() < summary["basin_threshold"] < grid.to_numpy().max():
         ax.contour(a, b, grid.to_numpy().T, levels=[summary["basin_threshold"]], colors="white", linewidths=2.2)
+    if sampled:
+        ax.plot(*zip(*sampled), ".", color="#2ca02c", mec="white", mew=0.6, ms=9, ls="none", label="sampled points")
     ax.plot([0], [0], marker="*", ms=14, color="#1f77b4", mec="white", ls="none", label="θ (basin outlined)")
     if endpoints:
         ax.plot(

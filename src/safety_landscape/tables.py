@@ -11,6 +11,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from .adaptive import AdaptiveGrid, interpolation_on_grid
 from .metrics import (
     asr_of,
     attack_success_rate,
@@ -85,7 +86,13 @@ def agreement_table(judgments: pd.DataFrame, axes: Sequence[str]) -> pd.DataFram
 
 
 def landscape_tables(
-    judgments: pd.DataFrame, headline: str, threshold: float, resamples: int = 1000, confidence: float = 0.95, seed: int = 0
+    judgments: pd.DataFrame,
+    headline: str,
+    threshold: float,
+    resamples: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+    grid: AdaptiveGrid | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]:
     """ASR per point and judge (bootstrap CI over prompts, shares of empty and degenerate answers),
     VISAGE per landscape and judge (both definitions, bootstrap CI of the headline one, basin
@@ -96,7 +103,9 @@ def landscape_tables(
     resampled with replacement too, each resample's prompt draw shared by the landscapes it draws).
 
     For 2D landscapes "reference" is the reference definition averaged over the two axes through
-    the origin (the reference code defines it for 1D only)."""
+    the origin (the reference code defines it for 1D only). With `grid` (an adaptive run) the landscapes hold
+    only their sampled points, and VISAGE and the basin are computed on their ASR interpolated onto every
+    point of the configured grid (adaptive.py); `sampled_points` and `grid_points` count both."""
     axes = ["a", "b"] if "b" in judgments.columns else ["a"]
     judges = list(dict.fromkeys(judgments["judge"]))
     n_prompts = int(judgments["index"].max()) + 1
@@ -121,7 +130,8 @@ def landscape_tables(
                 empty_share=flags["empty"].to_numpy(),
                 degenerate_share=flags["degenerate"].to_numpy(),
             )
-            paper, reference = visage_pair(points, asr)
+            curve_points, curve = on_grid(points, grid)
+            paper, reference = visage_pair(curve_points, curve(asr))
             row = {
                 "judge": judge,
                 "landscape": landscape,
@@ -134,21 +144,25 @@ def landscape_tables(
                 point_rows["ci_low"], point_rows["ci_high"] = np.nanpercentile(boot, [tail, 100 - tail], axis=1)
                 boot_visage = np.array(
                     [
-                        np.nan if np.isnan(boot[:, k]).any() else visage_pair(points, boot[:, k])[0 if headline == "paper" else 1]
+                        np.nan
+                        if np.isnan(boot[:, k]).any()
+                        else visage_pair(curve_points, curve(boot[:, k]))[0 if headline == "paper" else 1]
                         for k in range(resamples)
                     ]
                 )
                 landscape_draws.append(boot_visage)
                 row["visage_ci_low"], row["visage_ci_high"] = np.nanpercentile(boot_visage, [tail, 100 - tail])
+            if grid is not None:
+                row |= {"sampled_points": len(points), "grid_points": len(curve_points)}
             if axes == ["a"]:
-                basin = basin_interval(points["a"], asr, threshold)
+                basin = basin_interval(curve_points["a"], curve(asr), threshold)
                 row |= {
                     "basin_low": basin[0] if basin else np.nan,
                     "basin_high": basin[1] if basin else np.nan,
                     "basin_width": basin[1] - basin[0] if basin else 0.0,
                 }
             else:
-                row["basin_area"], row["basin_mean_radius"] = basin_area(points.assign(asr=asr), threshold)
+                row["basin_area"], row["basin_mean_radius"] = basin_area(curve_points.assign(asr=curve(asr)), threshold)
             asr_rows.append(point_rows)
             visage_rows.append(row)
         judge_rows = pd.DataFrame([r for r in visage_rows if r["judge"] == judge])
@@ -196,6 +210,10 @@ def landscape_tables(
         "judges": summary_judges,
         "agreement": agreement.to_dict("records"),
     }
+    if grid is not None:
+        counts = visage_table[(visage_table.judge == judges[0]) & (visage_table.landscape != "mean")]
+        sampled = dict(zip(counts["landscape"], counts["sampled_points"].astype(int).tolist()))
+        summary["adaptive"] = {"grid_points": len(grid.indices()), "sampled_points": sampled}
     return asr_table, visage_table, agreement, summary
 
 
@@ -263,6 +281,15 @@ def guard_category_table(judgments: pd.DataFrame, categories: dict[str, dict[str
                 ]
     columns = ["judge", "landscape", "point", *axes, "category", "name", "judged", "flagged", "share"]
     return pd.DataFrame(rows, columns=columns)
+
+
+def on_grid(points: pd.DataFrame, grid: AdaptiveGrid | None):
+    """The points VISAGE and the basin are computed on, and the map from values at `points` to values there:
+    `points` themselves (full grid), or every point of the adaptive run's configured grid (interpolated)."""
+    if grid is None:
+        return points, lambda values: values
+    full, weights = interpolation_on_grid(grid, points)
+    return full, lambda values: weights @ values
 
 
 def load_checkpoint_judgments(files: Sequence[str | os.PathLike]) -> pd.DataFrame:

@@ -102,6 +102,7 @@ def check_config(config: dict, workdir: str | Path = ".") -> None:
     _check_engine(config["generation"]["engine"])
     _check_landscape(config)
     _check_precision(config)
+    _check_adaptive(config)
     sources = [("model.source", config["model"])]
     for group in ("endpoints", "project"):
         sources += [(f"landscape.{group}[{i}].source", entry) for i, entry in enumerate(config["landscape"][group])]
@@ -260,6 +261,33 @@ def _check_precision(config: dict) -> None:
                 f"landscape.precision: {key} needs the directions fixed before the run; set "
                 "landscape.directions instead of landscape.precision, or turn it off"
             )
+
+
+def _check_adaptive(config: dict) -> None:
+    """Adaptive grids: strides that nest, and only the main landscape's stages (their points are chosen as it runs)."""
+    adaptive = config["landscape"].get("adaptive") or {}
+    if not adaptive.get("enabled"):
+        return
+    if adaptive["min_stride"] > adaptive["initial_stride"]:
+        raise ConfigError(
+            f"landscape.adaptive: min_stride {adaptive['min_stride']} > initial_stride {adaptive['initial_stride']}; "
+            "the rounds split boxes down to min_stride grid steps, so set min_stride <= initial_stride"
+        )
+    for key, on in (
+        ("system_prompts", bool(config["system_prompts"])),
+        ("capability.enabled", config["capability"]["enabled"]),
+        ("over_refusal.enabled", config["over_refusal"]["enabled"]),
+    ):
+        if on:
+            raise ConfigError(
+                f"landscape.adaptive: {key} measures every point of the configured grid, which an adaptive run does not "
+                f"sample; turn {key} off or set landscape.adaptive.enabled: false"
+            )
+    if config["landscape"].get("precision"):
+        raise ConfigError(
+            "landscape.adaptive and landscape.precision: sequential directions with adaptive grids are not supported; "
+            "turn one of them off"
+        )
 
 
 def _check_rows_disjoint(key: str, rows: Sequence[int], file: str, prompts: dict, count: int) -> None:

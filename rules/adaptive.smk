@@ -1,0 +1,149 @@
+# Adaptive grids (landscape.adaptive): each main landscape is sampled in rounds on points of its
+# configured grid. A round's plan is a checkpoint: plan<r>.json lists the round's new points (round 0:
+# every initial_stride-th point), which are generated and judged by the headline judge; the next plan
+# reads their verdicts and splits the boxes whose corners' ASR differ, until the VISAGE estimate
+# settles. The gathered responses are then judged by every judge as a full-grid landscape's would be.
+# Rounds are files like any others, so a rerun reuses every finished round and every generated point.
+from safety_landscape.adaptive import adaptive_settings
+from safety_landscape.io import read_json
+
+ADAPTIVE = adaptive_settings(config)  # None when adaptive grids are off
+ADAPTIVE_DIR = f"{RUN}/adaptive"
+
+
+def adaptive_files():
+    """The files an adaptive run publishes per main landscape: all responses, and its rounds."""
+    if not ADAPTIVE:
+        return []
+    return [f"{ADAPTIVE_DIR}/{name}/{kind}" for name in MAIN for kind in ("responses.jsonl", "rounds.json")]
+
+
+def adaptive_rounds(landscape):
+    """Rounds with points of an adaptive landscape: its plans are read one after the other, each once the
+    checkpoint that writes it has run, up to the converged one (which has no points)."""
+    r = 0
+    while not read_json(checkpoints.adaptive_plan.get(landscape=landscape, round=r).output[0])["converged"]:
+        r += 1
+    return r
+
+
+def round_file(landscape, r, name):
+    return f"{ADAPTIVE_DIR}/{landscape}/round{r}/{name}"
+
+
+if ADAPTIVE:
+
+    checkpoint adaptive_plan:
+        input:
+            previous=lambda wc: [f"{ADAPTIVE_DIR}/{wc.landscape}/plan{int(wc.round) - 1}.json"] if int(wc.round) else [],
+            judgments=lambda wc: [round_file(wc.landscape, r, "judgments.jsonl") for r in range(int(wc.round))],
+        output:
+            f"{ADAPTIVE_DIR}/{{landscape}}/plan{{round}}.json",
+        params:
+            code=code("adaptive_plan.py"),
+            settings=ADAPTIVE,
+            landscape=lambda wc: wc.landscape,
+            round=lambda wc: int(wc.round),
+        wildcard_constraints:
+            round="[0-9]+",
+        log:
+            f"{RUN}/logs/adaptive/{{landscape}}/plan{{round}}.log",
+        conda:
+            "../envs/safety-landscape.yaml"
+        script:
+            "../scripts/adaptive_plan.py"
+
+    rule adaptive_generate:
+        input:
+            model=subject_manifest(),
+            prompts=config["prompts"]["file"],
+            points=f"{RUN}/points/{{landscape}}",
+            plan=f"{ADAPTIVE_DIR}/{{landscape}}/plan{{round}}.json",
+        output:
+            f"{ADAPTIVE_DIR}/{{landscape}}/round{{round}}/responses.jsonl",
+        params:
+            code=code("adaptive_generate.py", keywords=GENERATION["stop_on_refusal"]),
+            engine_code=engine_code_digest(GENERATION["engine"]),
+            landscape=lambda wc: wc.landscape,
+            # the grid and strides that chose the points (the tolerance only decides when the rounds stop)
+            grid={key: value for key, value in ADAPTIVE.items() if key != "tolerance"},
+            prompts=config["prompts"],
+            generation=lambda wc: landscape_generation(LANDSCAPES[wc.landscape]),
+            cache=f"{CACHE}/responses",
+            trust_remote_code=config["model"]["trust_remote_code"],
+            gpu_locks=f"{CACHE}/gpu-locks",
+        wildcard_constraints:
+            round="[0-9]+",
+        threads: config["generation"]["threads"]
+        resources:
+            gpu=0 if config["generation"]["device"] == "cpu" else config["generation"]["tensor_parallel_size"],
+        log:
+            f"{RUN}/logs/adaptive/{{landscape}}/round{{round}}/generate.log",
+        conda:
+            "../envs/safety-landscape.yaml"
+        script:
+            "../scripts/adaptive_generate.py"
+
+    # The headline judge's verdicts, which the next round's plan reads.
+    rule adaptive_judge:
+        input:
+            round_file("{landscape}", "{round}", "responses.jsonl"),
+        output:
+            round_file("{landscape}", "{round}", "judgments.jsonl"),
+        params:
+            code=code("judge.py"),
+            spec=JUDGES[next(iter(JUDGES))],
+            cache=f"{CACHE}/judgments",
+            gpu=judge_gpus(next(iter(JUDGES))),
+            gpu_locks=f"{CACHE}/gpu-locks",
+        wildcard_constraints:
+            round="[0-9]+",
+        resources:
+            gpu=judge_gpus(next(iter(JUDGES))),
+        log:
+            f"{RUN}/logs/adaptive/{{landscape}}/round{{round}}/judge.log",
+        conda:
+            "../envs/safety-landscape.yaml"
+        script:
+            "../scripts/judge.py"
+
+    rule adaptive_collect:
+        input:
+            responses=lambda wc: [round_file(wc.landscape, r, "responses.jsonl") for r in range(adaptive_rounds(wc.landscape))],
+            plan=lambda wc: f"{ADAPTIVE_DIR}/{wc.landscape}/plan{adaptive_rounds(wc.landscape)}.json",
+        output:
+            responses=f"{ADAPTIVE_DIR}/{{landscape}}/responses.jsonl",
+            rounds=f"{ADAPTIVE_DIR}/{{landscape}}/rounds.json",
+        params:
+            code=code("adaptive_collect.py"),
+        log:
+            f"{RUN}/logs/adaptive/{{landscape}}/collect.log",
+        conda:
+            "../envs/safety-landscape.yaml"
+        script:
+            "../scripts/adaptive_collect.py"
+
+    # Every judge on the gathered responses: the judgments the visage rule reads, in place of the judge rule's.
+    rule adaptive_landscape_judge:
+        input:
+            f"{ADAPTIVE_DIR}/{{landscape}}/responses.jsonl",
+        output:
+            f"{RUN}/judgments/{{judge}}/{{landscape}}.jsonl",
+        params:
+            code=code("judge.py"),
+            spec=lambda wc: JUDGES[wc.judge],
+            cache=f"{CACHE}/judgments",
+            gpu=lambda wc: judge_gpus(wc.judge),
+            gpu_locks=f"{CACHE}/gpu-locks",
+        wildcard_constraints:
+            landscape="|".join(re.escape(name) for name in MAIN),
+        resources:
+            gpu=lambda wc: judge_gpus(wc.judge),
+        log:
+            f"{RUN}/logs/judge/{{judge}}/{{landscape}}.log",
+        conda:
+            "../envs/safety-landscape.yaml"
+        script:
+            "../scripts/judge.py"
+
+    ruleorder: adaptive_landscape_judge > judge

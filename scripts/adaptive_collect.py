@@ -1,0 +1,8 @@
+"""Gather an adaptive landscape: the responses of all its rounds in one file, and its last plan (the rounds'
+points and VISAGE estimates) as its record of rounds."""
+
+from safety_landscape.io import log_to_file, read_json, read_jsonl, write_json, write_jsonl
+
+log_to_file(snakemake.log[0])
+write_jsonl(snakemake.output.responses, [r for path in snakemake.input.responses for r in read_jsonl(path)])
+write_json(snakemake.output.rounds, read_json(snakemake.input.plan))

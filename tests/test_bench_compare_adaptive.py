@@ -1,0 +1,83 @@
+"""bench/compare_adaptive.py on hand-written run folders."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import REPO
+
+LINE = "2026-11-30 23:00:00,000 INFO safety_landscape.generate: 40 responses, {tokens} tokens in {s} s (1.0 tokens/s), "
+LINE += "weight update {u} s\n"
+REUSED = "2026-11-30 23:00:00,000 INFO safety_landscape.points: {'landscape': 'd1', 'a': 0.0}: reusing cached x.json\n"
+
+
+def write_run(run: Path, visage: str, logs: dict[str, str]) -> Path:
+    (run / "tables").mkdir(parents=True)
+    (run / "tables" / "visage.csv").write_text(visage)
+    for name, text in logs.items():
+        (run / "logs" / name).parent.mkdir(parents=True, exist_ok=True)
+        (run / "logs" / name).write_text(text)
+    return run
+
+
+def test_compare_adaptive_table(tmp_path):
+    coarse = write_run(
+        tmp_path / "coarse",
+        "judge,landscape,visage_paper\nkeyword,d1,80.0\nkeyword,mean,80.0\nrobust,d1,1.0\nrobust,mean,1.0\n",
+        {"generate/d1/job1.log": LINE.format(tokens=10, s=10.0, u=1.0) * 3},
+    )
+    fine = write_run(
+        tmp_path / "fine",
+        "judge,landscape,visage_paper\nkeyword,d1,81.5\nkeyword,mean,81.5\n",
+        {"generate/d1/job1.log": REUSED * 3 + LINE.format(tokens=10, s=20.0, u=0.5) * 2},
+    )
+    adaptive = write_run(
+        tmp_path / "adaptive",
+        "judge,landscape,visage_paper,sampled_points,grid_points\nkeyword,d1,81.0,4,5\nkeyword,mean,81.0,4.0,5.0\n",
+        {
+            "adaptive/d1/round0/generate.log": LINE.format(tokens=5, s=3.0, u=0.25) * 3,
+            "adaptive/d1/round1/generate.log": REUSED + LINE.format(tokens=5, s=4.5, u=0.5),
+        },
+    )
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "bench" / "compare_adaptive.py"),
+            "--adaptive",
+            str(adaptive),
+            "--full",
+            str(coarse),
+            str(fine),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert out.splitlines() == [
+        "| landscape | VISAGE full grid | VISAGE adaptive | difference | points measured (adaptive / full; mean: all) |",
+        "|---|---|---|---|---|",
+        "| d1 | 81.50 | 81.00 | -0.50 | 4 / 5 |",
+        "| mean | 81.50 | 81.00 | -0.50 | 4 / 5 |",
+        "",
+        "Generated: adaptive 4 points in 15 s; full grid 5 points in 74 s.",
+    ]
+
+
+def test_replay_adaptive_follows_the_rounds_of_the_known_line(tmp_path):
+    """The line of test_adaptive.test_plans_stop_when_the_estimate_settles_or_nothing_is_left_to_split."""
+    (tmp_path / "tables").mkdir()
+    values = [100.0, 100.0, 75.0, 50.0, 0.0, 25.0, 75.0, 100.0, 100.0]
+    rows = [f"keyword,d1,{a},{v}" for a, v in zip((-0.4, -0.3, -0.2, -0.1, 0.0, 0.1, 0.2, 0.3, 0.4), values)]
+    (tmp_path / "tables" / "asr.csv").write_text("judge,landscape,a,asr\n" + "\n".join(rows) + "\n")
+    out = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "replay_adaptive.py"), str(tmp_path), "--tolerance", "1", "15"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert out.splitlines()[2:] == [
+        "| 4 | 1 | d1 | 9 / 9 | 3 | 55.00 | 55.00 | +0.00 |",  # rounds of 3, 2 and 4 points
+        "| 4 | 15 | d1 | 5 / 9 | 2 | 42.86 | 55.00 | -12.14 |",  # 300 / 7: stopped after round 1
+    ]
