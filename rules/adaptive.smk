@@ -87,12 +87,14 @@ if ADAPTIVE:
     # The headline judge's verdicts, which the next round's plan reads.
     rule adaptive_judge:
         input:
-            round_file("{landscape}", "{round}", "responses.jsonl"),
+            responses=[round_file("{landscape}", "{round}", "responses.jsonl")],
+            judge_model=judge_model_manifest(next(iter(JUDGES))) or [],
         output:
             round_file("{landscape}", "{round}", "judgments.jsonl"),
         params:
             code=code("judge.py"),
             spec=JUDGES[next(iter(JUDGES))],
+            judge_model=judge_model_manifest(next(iter(JUDGES))),
             cache=f"{CACHE}/judgments",
             gpu=judge_gpus(next(iter(JUDGES))),
             gpu_locks=f"{CACHE}/gpu-locks",
@@ -126,12 +128,14 @@ if ADAPTIVE:
     # Every judge on the gathered responses: the judgments the visage rule reads, in place of the judge rule's.
     rule adaptive_landscape_judge:
         input:
-            f"{ADAPTIVE_DIR}/{{landscape}}/responses.jsonl",
+            responses=[f"{ADAPTIVE_DIR}/{{landscape}}/responses.jsonl"],
+            judge_model=lambda wc: judge_model_manifest(wc.judge) or [],
         output:
             f"{RUN}/judgments/{{judge}}/{{landscape}}.jsonl",
         params:
             code=code("judge.py"),
             spec=lambda wc: JUDGES[wc.judge],
+            judge_model=lambda wc: judge_model_manifest(wc.judge),
             cache=f"{CACHE}/judgments",
             gpu=lambda wc: judge_gpus(wc.judge),
             gpu_locks=f"{CACHE}/gpu-locks",

@@ -14,7 +14,11 @@ from conftest import REPO
 BENCH = REPO / "bench"
 CUDA = torch.cuda.is_available()
 # Scripts that are no benchmark and are tested on their own input.
-TESTED_ELSEWHERE = {"rule_times.py": "test_bench_rule_times.py"}
+TESTED_ELSEWHERE = {
+    "rule_times.py": "test_bench_rule_times.py",
+    "compare_adaptive.py": "test_bench_compare_adaptive.py",  # reads run folders: tested on written ones
+    "replay_adaptive.py": "test_bench_compare_adaptive.py",
+}
 
 
 def run_smoke(script: str, *args: str) -> tuple[str, dict]:

@@ -71,7 +71,9 @@ def test_names_resolve_to_file_column_and_rows():
 
 
 def test_a_bad_name_or_a_set_with_a_file_is_refused_with_the_fix():
-    with pytest.raises(PromptFileError, match=r"prompts.set: unknown prompt set 'jbb'; the shipped sets are advbench, jailbreakbench, xstest, "):
+    with pytest.raises(
+        PromptFileError, match=r"prompts.set: unknown prompt set 'jbb'; the shipped sets are advbench, jailbreakbench, xstest, "
+    ):
         prompt_source({"set": "jbb"})
     with pytest.raises(PromptFileError, match=r"over_refusal: give either set .* or file and column .*, not both"):
         prompt_source({"set": "xstest-safe", "file": "my.csv"}, "over_refusal")
