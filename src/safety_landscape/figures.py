@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from typing import Mapping, Sequence
 
 import matplotlib
@@ -17,6 +18,11 @@ from .io import atomic_path  # noqa: E402
 from .metrics import asr_grid  # noqa: E402
 
 CMAP = "rocket_r"  # light = safe, dark = jailbroken
+
+
+def _natural_order(name: str) -> list:
+    """Sort key that puts d2 before d10."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
 
 
 def _mark_positions(ax, marks) -> None:
@@ -57,7 +63,7 @@ def plot_landscape_1d(asr: pd.DataFrame, summary: dict, style: dict, markers: Se
     `markers` are named positions on the a axis (interpolation endpoints, projected checkpoints)."""
     sns.set_theme(style=style["style"], context=style["context"], palette=style["palette"])
     fig, ax = plt.subplots(figsize=(8.6, 4.6), layout="constrained")
-    names = sorted(asr["landscape"].unique())
+    names = sorted(asr["landscape"].unique(), key=_natural_order)
     judges = list(dict.fromkeys(asr["judge"]))
     colors = dict(zip(names, sns.color_palette(style["palette"], len(names))))
     dashes = dict(zip(judges, ["-", "--", ":", "-."] * 4))
