@@ -156,3 +156,35 @@ def test_guard_categories_of_a_2d_landscape_name_the_points(tmp_path):
         ["a+0.1000_b+0.1000", 1, 1],
     ]
     assert len(table) == 5 * 11 and set(table["name"]) == set(LLAMA_GUARD_CATEGORY_NAMES["llama-guard-2"].values())
+
+
+def test_the_1d_figure_draws_a_scoring_judges_mean_score_on_the_asr_scale():
+    import pandas as pd
+
+    from safety_landscape.figures import plot_landscape_1d
+
+    asr = pd.DataFrame(
+        {
+            "judge": ["keyword"] * 3 + ["sr"] * 3,
+            "landscape": ["d1"] * 6,
+            "a": [-0.1, 0.0, 0.1] * 2,
+            "asr": [100.0, 0.0, 50.0, 100.0, 0.0, 100.0],
+            "mean_score": [np.nan] * 3 + [0.75, 0.0, 0.5],
+        }
+    )
+    summary = {
+        "run": "demo",
+        "kind": "1d-random",
+        "visage": 75.0,
+        "visage_definition": "paper",
+        "judge": "keyword",
+        "landscapes": 1,
+        "visage_ci": [np.nan, np.nan],
+        "basin": {"d1": [np.nan, np.nan]},
+        "basin_threshold": 50,
+    }
+    fig = plot_landscape_1d(asr, summary, {"style": "whitegrid", "context": "notebook", "palette": "colorblind"})
+    ax = fig.axes[0]
+    scored = [line for line in ax.get_lines() if line.get_linestyle() == ":" and line.get_marker() == "x"]
+    assert len(scored) == 1 and scored[0].get_ydata().tolist() == [75.0, 0.0, 50.0]
+    assert [text.get_text() for text in ax.get_legend().get_texts()][-1] == "sr: 100 x mean score"

@@ -57,9 +57,15 @@ def _title(summary: dict) -> str:
     return "\n".join(lines)
 
 
+def _scored(rows: pd.DataFrame) -> bool:
+    """Whether these ASR rows come from a scoring judge (a mean score at every point)."""
+    return "mean_score" in rows and len(rows) > 0 and bool(rows["mean_score"].notna().all())
+
+
 def plot_landscape_1d(asr: pd.DataFrame, summary: dict, style: dict, markers: Sequence[tuple[str, float]] = ()):
     """ASR (%) against the perturbation size: colour = direction, line style = judge (the headline
-    judge solid), bands = bootstrap confidence intervals, shading = the headline judge's basins;
+    judge solid), dotted with crosses = 100 x the mean score of a scoring judge (StrongREJECT),
+    bands = bootstrap confidence intervals, shading = the headline judge's basins;
     `markers` are named positions on the a axis (interpolation endpoints, projected checkpoints)."""
     sns.set_theme(style=style["style"], context=style["context"], palette=style["palette"])
     fig, ax = plt.subplots(figsize=(8.6, 4.6), layout="constrained")
@@ -77,6 +83,8 @@ def plot_landscape_1d(asr: pd.DataFrame, summary: dict, style: dict, markers: Se
         )
         if "ci_low" in line:
             ax.fill_between(line["a"], line["ci_low"], line["ci_high"], color=colors[name], alpha=0.12, lw=0)
+        if _scored(line):  # a scoring judge (StrongREJECT): its mean score, on the same 0-100 scale
+            ax.plot(line["a"], 100 * line["mean_score"], ":", marker="x", ms=4, color=colors[name], lw=1.4)
     _mark_positions(ax, [("θ", 0.0), *markers])
     ax.set(
         xlabel=r"perturbation size $a$  ($\theta + a\,d$)",
@@ -87,6 +95,8 @@ def plot_landscape_1d(asr: pd.DataFrame, summary: dict, style: dict, markers: Se
     ax.title.set_fontsize("medium")
     handles = [plt.Line2D([], [], color=colors[n], lw=2, label=n) for n in names]
     handles += [plt.Line2D([], [], color="0.3", ls=dashes[j], label=f"judge: {j}") for j in judges]
+    scored = [j for j in judges if _scored(asr[asr["judge"] == j])]
+    handles += [plt.Line2D([], [], color="0.3", ls=":", marker="x", label=f"{j}: 100 x mean score") for j in scored]
     ax.legend(
         handles=handles,
         title=f"shaded: basin,\nASR < {summary['basin_threshold']:g} % ({judges[0]})",
