@@ -30,12 +30,12 @@ def test_imports_of_every_form_are_found():
 def test_closure_follows_imports_and_stops_at_ignored_modules():
     # model judges decode through the engines: their code counts too
     assert module_closure(("judges",)) == [
-        *("decoding", "directions", "engines", "fastdecode", "io", "judges", "modeling", "points", "provenance", "refusals"),
-        "textchecks",
+        *("decoding", "directions", "engines", "fastdecode", "io", "judge_formats", "judges", "modeling", "points"),
+        *("provenance", "refusal_judge", "refusals", "textchecks"),
     ]
     assert module_closure(("decoding",)) == ["decoding", "refusals"]
     assert module_closure(("decoding",), ignore=("refusals",)) == ["decoding"]
-    assert module_closure(("tables",)) == ["metrics", "tables"]
+    assert module_closure(("tables",)) == ["adaptive", "io", "metrics", "plan", "prompts", "tables"]
 
 
 @pytest.fixture
@@ -131,8 +131,8 @@ def test_an_edited_module_reruns_exactly_the_rules_and_cache_entries_that_use_it
     assert [v["jailbroken"] for v in read_jsonl(workdir / "results/tiny/judgments/keyword/d1.jsonl")] == [
         v["jailbroken"] for v in verdicts
     ]
-    # with early stop the keywords decide where decoding ends: generation depends on them too
-    (workdir / "stop.yaml").write_text("generation: {stop_on_refusal: true}\n")
+    # with early stop (keyword judge only) the keywords decide where decoding ends: generation depends on them too
+    (workdir / "stop.yaml").write_text("generation: {stop_on_refusal: true}\njudges: [{name: keyword}]\n")
     dry = run_copy(tree_copy, workdir, "-n", configs=("config.yaml", "stop.yaml")).stdout
     assert re.search(r"^generate\s+4$", dry, re.M)
 
