@@ -4,33 +4,6 @@
 # reads their verdicts and splits the boxes whose corners' ASR differ, until the VISAGE estimate
 # settles. The gathered responses are then judged by every judge as a full-grid landscape's would be.
 # Rounds are files like any others, so a rerun reuses every finished round and every generated point.
-from safety_landscape.adaptive import adaptive_settings
-from safety_landscape.io import read_json
-
-ADAPTIVE = adaptive_settings(config)  # None when adaptive grids are off
-ADAPTIVE_DIR = f"{RUN}/adaptive"
-
-
-def adaptive_files():
-    """The files an adaptive run publishes per main landscape: all responses, and its rounds."""
-    if not ADAPTIVE:
-        return []
-    return [f"{ADAPTIVE_DIR}/{name}/{kind}" for name in MAIN for kind in ("responses.jsonl", "rounds.json")]
-
-
-def adaptive_rounds(landscape):
-    """Rounds with points of an adaptive landscape: its plans are read one after the other, each once the
-    checkpoint that writes it has run, up to the converged one (which has no points)."""
-    r = 0
-    while not read_json(checkpoints.adaptive_plan.get(landscape=landscape, round=r).output[0])["converged"]:
-        r += 1
-    return r
-
-
-def round_file(landscape, r, name):
-    return f"{ADAPTIVE_DIR}/{landscape}/round{r}/{name}"
-
-
 if ADAPTIVE:
 
     checkpoint adaptive_plan:

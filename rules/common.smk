@@ -283,3 +283,31 @@ def decided_landscapes(wildcards):
     if not PRECISION or not len(MAIN) <= count <= len(CANDIDATES):
         raise ValueError(f"no decision after {count} landscapes: decisions follow min_directions up to max_directions")
     return CANDIDATES[:count]
+
+
+# ---- adaptive grids (rules/adaptive.smk) ----
+from safety_landscape.adaptive import adaptive_settings
+from safety_landscape.io import read_json
+
+ADAPTIVE = adaptive_settings(config)  # None when adaptive grids are off
+ADAPTIVE_DIR = f"{RUN}/adaptive"
+
+
+def adaptive_files():
+    """The files an adaptive run publishes per main landscape: all responses, and its rounds."""
+    if not ADAPTIVE:
+        return []
+    return [f"{ADAPTIVE_DIR}/{name}/{kind}" for name in MAIN for kind in ("responses.jsonl", "rounds.json")]
+
+
+def adaptive_rounds(landscape):
+    """Rounds with points of an adaptive landscape: its plans are read one after the other, each once the
+    checkpoint that writes it has run, up to the converged one (which has no points)."""
+    r = 0
+    while not read_json(checkpoints.adaptive_plan.get(landscape=landscape, round=r).output[0])["converged"]:
+        r += 1
+    return r
+
+
+def round_file(landscape, r, name):
+    return f"{ADAPTIVE_DIR}/{landscape}/round{r}/{name}"
