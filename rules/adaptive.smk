@@ -29,7 +29,7 @@ if ADAPTIVE:
     rule adaptive_generate:
         input:
             model=subject_manifest(),
-            prompts=config["prompts"]["file"],
+            prompts=lambda wc: PROMPTS[wc.landscape]["file"],
             points=f"{RUN}/points/{{landscape}}",
             plan=f"{ADAPTIVE_DIR}/{{landscape}}/plan{{round}}.json",
         output:
@@ -40,7 +40,7 @@ if ADAPTIVE:
             landscape=lambda wc: wc.landscape,
             # the grid and strides that chose the points (the tolerance only decides when the rounds stop)
             grid={key: value for key, value in ADAPTIVE.items() if key != "tolerance"},
-            prompts=config["prompts"],
+            prompts=lambda wc: PROMPTS[wc.landscape],
             generation=lambda wc: landscape_generation(LANDSCAPES[wc.landscape]),
             cache=f"{CACHE}/responses",
             trust_remote_code=config["model"]["trust_remote_code"],

@@ -5,7 +5,7 @@ import torch
 from safety_landscape.generate import claim_generation_gpus, generate_job, open_generation
 from safety_landscape.io import log_to_file, read_json
 from safety_landscape.plan import point_name
-from safety_landscape.prompts import prompts_digest, select_prompts
+from safety_landscape.prompts import prompts_digest, source_prompts
 
 log_to_file(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
@@ -15,7 +15,7 @@ model_info = read_json(snakemake.input.model)
 plan = read_json(snakemake.input.plan)
 points = [{"landscape": p.landscape, "name": point_name(coords), **dict(zip("ab", coords))} for coords in plan["new"]]
 engine, settings = open_generation(p.generation, model_info["path"], p.trust_remote_code)
-prompts = select_prompts(snakemake.input.prompts, p.prompts["column"], p.prompts["start"], p.prompts["count"])
+prompts, fields = source_prompts(snakemake.input.prompts, p.prompts)
 generate_job(
     engine,
     model_info["digest"],
@@ -26,4 +26,5 @@ generate_job(
     points,
     snakemake.output[0],
     p.cache,
+    fields,
 )

@@ -4,7 +4,7 @@ import torch
 
 from safety_landscape.generate import claim_generation_gpus, generate_job, open_generation
 from safety_landscape.io import log_to_file, read_json
-from safety_landscape.prompts import contextual_prompts, prompts_digest, select_contexts, select_prompts
+from safety_landscape.prompts import prompts_digest, source_prompts
 
 log_to_file(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
@@ -12,12 +12,7 @@ p = snakemake.params
 gpu_locks = claim_generation_gpus(p.generation, p.gpu_locks)  # held until the job ends
 model_info = read_json(snakemake.input.model)
 engine, settings = open_generation(p.generation, model_info["path"], p.trust_remote_code)
-cfg = p.prompts
-prompts = select_prompts(snakemake.input.prompts, cfg["column"], cfg["start"], cfg["count"], cfg["where"])
-fields = None
-if cfg.get("context_column"):  # contextual behaviours: the model reads each one's context before it
-    contexts = select_contexts(snakemake.input.prompts, cfg["context_column"], cfg["start"], cfg["count"], cfg["where"])
-    prompts, fields = contextual_prompts(prompts, contexts)
+prompts, fields = source_prompts(snakemake.input.prompts, p.prompts)  # with contexts, the fields records carry
 generate_job(
     engine,
     model_info["digest"],

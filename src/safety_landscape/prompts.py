@@ -132,6 +132,16 @@ def contextual_prompts(prompts: list[str], contexts: list[str | None]) -> tuple[
     return asked, [{"behavior": p, "context": c} for p, c in zip(prompts, contexts)]
 
 
+def source_prompts(path: str | os.PathLike, source: dict) -> tuple[list[str], list[dict] | None]:
+    """What the model is asked for a resolved prompt source (`prompt_source`): its rows' prompts, with their
+    contexts when it names a context column, and the fields the response records then carry (else None)."""
+    prompts = select_prompts(path, source["column"], source["start"], source["count"], source["where"])
+    if not source.get("context_column"):
+        return prompts, None
+    contexts = select_contexts(path, source["context_column"], source["start"], source["count"], source["where"])
+    return contextual_prompts(prompts, contexts)
+
+
 def prompts_digest(prompts: list[str]) -> str:
     return sha256_json(prompts)
 
