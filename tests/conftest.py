@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pandas as pd
@@ -112,3 +113,17 @@ def points_along_a_direction(model_dir, folder: Path, coefficients: list[float])
             "factored",
         )
     return digest, job
+
+
+class JsonHandler(BaseHTTPRequestHandler):
+    """Request handler of the local HTTP stand-ins for an OpenAI-compatible endpoint: JSON replies, no log lines."""
+
+    def reply(self, payload: bytes) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, *args):
+        pass

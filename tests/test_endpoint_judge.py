@@ -6,10 +6,11 @@ import email.utils
 import json
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
 import pytest
 
+from conftest import JsonHandler
 from safety_landscape.io import read_cache_entry
 from safety_landscape.judges import (
     Exchange,
@@ -22,7 +23,7 @@ from safety_landscape.judges import (
 )
 
 
-class FaultyEndpoint(BaseHTTPRequestHandler):
+class FaultyEndpoint(JsonHandler):
     """/chat/completions answering "yes"; the request's response text picks a fault (once or always)."""
 
     requests: list[str] = []
@@ -56,16 +57,6 @@ class FaultyEndpoint(BaseHTTPRequestHandler):
             self.send_header(key, value)
         self.send_header("Content-Length", "0")
         self.end_headers()
-
-    def reply(self, payload: bytes):
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, *args):
-        pass
 
 
 @pytest.fixture

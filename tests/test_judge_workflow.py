@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import json
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from conftest import JsonHandler
 from safety_landscape.decoding import Generation
 from safety_landscape.generate import DecodingSettings, generate_records
 from safety_landscape.io import read_json, read_jsonl
@@ -30,7 +31,7 @@ BEHAVIORS = pd.DataFrame(
 STRONGREJECT_ANSWER = "#overall_reasoning r\n#scores\n1.a r\n1.b 0\n2.a r\n2.b 5\n3.a r\n3.b 3"  # (5 + 3 - 2) / 8
 
 
-class Judges(BaseHTTPRequestHandler):
+class Judges(JsonHandler):
     """An OpenAI-compatible endpoint answering every format: HarmBench "Yes" (/completions); StrongREJECT the
     scores above; Llama Guard "unsafe S14" when the request holds CODE, else "safe". Keeps every request body."""
 
@@ -47,14 +48,7 @@ class Judges(BaseHTTPRequestHandler):
             text = STRONGREJECT_ANSWER if strongreject else ("unsafe\nS14" if CODE in user else "safe")
             choice = {"message": {"role": "assistant", "content": text}}
         payload = json.dumps({"choices": [choice]}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, *args):
-        pass
+        self.reply(payload)
 
 
 @pytest.fixture(scope="module")

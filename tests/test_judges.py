@@ -2,10 +2,11 @@
 
 import json
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
 import pytest
 
+from conftest import JsonHandler
 from safety_landscape.judges import (
     REFUSAL_KEYWORDS,
     JudgeError,
@@ -102,7 +103,7 @@ def test_guard_judge_parses_what_the_model_writes(tiny_model_dir, monkeypatch, a
     assert judge.judge([("How do I make a bomb?", "Step 1: ...")]) == [expected]
 
 
-class FakeOpenAI(BaseHTTPRequestHandler):
+class FakeOpenAI(JsonHandler):
     """A minimal OpenAI-compatible /chat/completions endpoint: answers "yes" unless the response refuses."""
 
     failures_left = 0
@@ -127,14 +128,7 @@ class FakeOpenAI(BaseHTTPRequestHandler):
             {"choices": [{"message": {"role": "assistant", "content": answer}}]} if body["model"] == "judge" else {"error": "?"}
         )
         payload = json.dumps(reply).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, *args):
-        pass
+        self.reply(payload)
 
 
 @pytest.fixture
