@@ -147,6 +147,29 @@ def test_a_plan_needs_the_asr_of_every_sampled_point():
         next_plan(grid, first_plan(grid), {(-0.4,): 100.0, (0.0,): 0.0, (0.4,): 100.0, (0.35,): 100.0}, 1.0)
 
 
+def test_tables_of_a_refined_plane_hold_its_sampled_points_only():
+    """A refined plane samples no full product of its a and b values (the 3 x 3 first round plus the 5 new
+    corners of one split box): the tables hold those 14 points, and VISAGE is the estimate over the grid."""
+    from safety_landscape.adaptive import estimate
+    from safety_landscape.tables import landscape_tables
+
+    grid = AdaptiveGrid((NINE[2:7], NINE[2:7]), 2, 1)  # a, b in {-0.2, -0.1, 0, 0.1, 0.2}
+    asr = {(i, j): (0.0 if (i, j) == (2, 2) else 100.0) for i in (0, 2, 4) for j in (0, 2, 4)}
+    asr |= {(1, 1): 50.0, (1, 2): 25.0, (2, 1): 25.0, (0, 1): 100.0, (1, 0): 100.0}
+    rows = [
+        {"landscape": "d1-d2", "a": grid.coords(p)[0], "b": grid.coords(p)[1], "index": k, "judge": "keyword"}
+        | {"jailbroken": k < value / 25, "empty": False, "degenerate": False}
+        for p, value in asr.items()
+        for k in range(4)
+    ]
+    asr_table, table, _, _ = landscape_tables(pd.DataFrame(rows), "paper", 50, 0, 0.95, 0, grid)
+    assert sorted(zip(asr_table["a"], asr_table["b"])) == sorted(grid.coords(p) for p in asr)
+    assert asr_table.set_index(["a", "b"])["asr"].to_dict() == {grid.coords(p): v for p, v in asr.items()}
+    (row,) = table.query("landscape == 'd1-d2'").to_dict("records")
+    assert (row["sampled_points"], row["grid_points"]) == (14, 25)
+    assert row["visage_paper"] == pytest.approx(estimate(grid, asr), abs=1e-12)
+
+
 def test_point_asr_counts_judged_responses_only():
     records = [{"a": 0.1, "jailbroken": True}, {"a": 0.1, "jailbroken": None}, {"a": 0.1, "jailbroken": False}]
     assert point_asr(records) == {(0.1,): 50.0}

@@ -41,8 +41,9 @@ def load_judgments(files: Sequence[str | os.PathLike]) -> pd.DataFrame:
 
 def verdict_matrix(judgments: pd.DataFrame, axes: Sequence[str]) -> tuple[pd.DataFrame, np.ndarray]:
     """Points (sorted by axes) and their verdicts as a [point x prompt] array of 1.0 / 0.0 / nan (not judged)."""
-    wide = judgments.pivot_table(index=list(axes), columns="index", values="jailbroken", aggfunc="first", dropna=False)
-    wide = wide.sort_index()
+    # groupby keeps the points that exist (an adaptive 2D run samples no full product of its a and b values)
+    # and a point none of whose answers was judged (all-nan row)
+    wide = judgments.groupby([*axes, "index"], sort=True)["jailbroken"].first().unstack("index")
     return wide.index.to_frame(index=False), wide.to_numpy(dtype=float, na_value=np.nan)
 
 
