@@ -29,7 +29,12 @@ def replay(points: pd.DataFrame, grid: AdaptiveGrid, tolerance: float) -> dict:
     plan = first_plan(grid)
     while not plan["converged"]:
         plan = next_plan(grid, plan, {tuple(c): truth[grid.index_of(c)] for c in plan["sampled"]}, tolerance)
-    return {"sampled": len(plan["sampled"]), "rounds": plan["round"], "estimate": plan["estimates"][-1]}
+    return {
+        "sampled": len(plan["sampled"]),
+        "points": plan["sampled"],
+        "rounds": plan["round"],
+        "estimate": plan["estimates"][-1],
+    }
 
 
 def main() -> None:

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
+import pytest
+
 from conftest import REPO
+from safety_landscape.adaptive import AdaptiveGrid
 
 LINE = "2026-11-30 23:00:00,000 INFO safety_landscape.generate: 40 responses, {tokens} tokens in {s} s (1.0 tokens/s), "
 LINE += "weight update {u} s\n"
@@ -81,3 +87,34 @@ def test_replay_adaptive_follows_the_rounds_of_the_known_line(tmp_path):
         "| 4 | 1 | d1 | 9 / 9 | 3 | 55.00 | 55.00 | +0.00 |",  # rounds of 3, 2 and 4 points
         "| 4 | 15 | d1 | 5 / 9 | 2 | 42.86 | 55.00 | -12.14 |",  # 300 / 7: stopped after round 1
     ]
+
+
+MEASURED = REPO / "docs" / "data" / "adaptive"
+
+
+def load_replay():
+    spec = importlib.util.spec_from_file_location("replay_adaptive", REPO / "bench" / "replay_adaptive.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("run", ["smollm2-wide-1d", "smollm2-paper-1d", "smollm2-wide-2d"])
+def test_replays_of_the_measured_full_grids_reproduce_the_measured_adaptive_runs(run):
+    """docs/adaptive.md: the adaptive runs on the GPU (initial_stride 4, tolerance 1) sampled exactly the points,
+    and found exactly the VISAGE, that replaying the rounds on the full-grid runs' ASR gives."""
+    replay = load_replay()
+    full = pd.read_csv(MEASURED / run / "tables" / "asr.csv").query("judge == 'keyword'")
+    adaptive = MEASURED / f"{run}-adaptive" / "tables"
+    sampled = pd.read_csv(adaptive / "asr.csv").query("judge == 'keyword'")
+    measured = pd.read_csv(adaptive / "visage.csv").query("judge == 'keyword'").set_index("landscape")
+    axes = [c for c in ("a", "b") if c in full]
+    for name, points in full.groupby("landscape"):
+        grid = AdaptiveGrid(tuple(tuple(sorted(points[c].unique())) for c in axes), 4, 1)
+        result = replay.replay(points.sort_values(axes), grid, 1.0)
+        expected = sorted(sampled[sampled.landscape == name][axes].itertuples(index=False, name=None))
+        assert np.allclose(sorted(tuple(p) for p in result["points"]), expected, rtol=0, atol=1e-9)
+        assert result["estimate"] == pytest.approx(measured.loc[name, "visage_paper"], abs=1e-9)
+        assert result["sampled"] == measured.loc[name, "sampled_points"]
+    total = measured.loc[measured.index != "mean", "sampled_points"].sum()
+    assert (2 * total <= len(full)) == (run != "smollm2-paper-1d")  # 55 of 123, 37 of 63, 121 of 441

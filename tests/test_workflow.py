@@ -278,7 +278,7 @@ SHIPPED = sorted(
     str(p.relative_to(REPO))
     for p in [
         *(REPO / "config" / "paper").glob("*.yaml"),
-        *(REPO / "config" / name for name in ("smollm2-2d.yaml", "smollm2-over-refusal.yaml", "smollm2-precision.yaml")),
+        *(REPO / "config").glob("smollm2-*.yaml"),
     ]
 )
 STANDIN = "config/overlays/finetune-advbench.yaml"  # the paper finetune configs' data, substituted
@@ -294,7 +294,7 @@ OVERLAYS = sorted(
     "configfiles",
     [[c, STANDIN] if c.endswith("-finetune.yaml") else [c] for c in SHIPPED]
     + [["config/config.yaml", *OVERLAYS], ["config/paper/llama2-7b-chat-1d.yaml", *OVERLAYS]]
-    + [["config/config.yaml", ADAPTIVE_OVERLAY], ["config/smollm2-2d.yaml", ADAPTIVE_OVERLAY]],
+    + [[c, ADAPTIVE_OVERLAY] for c in ("config/config.yaml", "config/smollm2-2d.yaml", "config/smollm2-wide-2d.yaml")],
 )
 def test_shipped_configs_plan_without_errors(configfiles):
     proc = subprocess.run(SNAKEMAKE + ["-n", "--configfile", *configfiles], capture_output=True, text=True, cwd=REPO)
