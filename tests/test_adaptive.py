@@ -135,8 +135,33 @@ def test_plans_stop_when_the_estimate_settles_or_nothing_is_left_to_split():
     fourth = next_plan(grid, third, asr_of(third), tolerance=1.0)
     assert fourth["converged"] and fourth["stopped_by"] == "no box left to split" and fourth["new"] == []
     assert fourth["estimates"][2] == pytest.approx(55.0) == visage(list(truth.values()))
-    settled = next_plan(grid, second, asr_of(second), tolerance=15.0)
-    assert settled["converged"] and settled["stopped_by"] == "tolerance" and settled["sampled"] == second["sampled"]
+    # tolerance 15: round 1 moved the estimate by 14.3, but its boxes (-0.4, -0.2) and (0.2, 0.4) still hold
+    # the basin's edges, so the rounds go on; the interior boxes (spread 75, 1 point, 7 below: 10.7) are not split
+    loose = next_plan(grid, second, asr_of(second), tolerance=15.0)
+    assert loose["new"] == [[-0.3], [0.3]] and not loose["converged"]
+    # 100 100 75 37.5 0 37.5 75 100 100: 275 / 5 = 55, a change of 12.1, with the edges traced to min_stride
+    settled = next_plan(grid, loose, asr_of(loose), tolerance=15.0)
+    assert settled["converged"] and settled["stopped_by"] == "tolerance" and settled["estimates"][2] == pytest.approx(55.0)
+    # ... while the interior boxes could still move it by 75 * 1 / 5 = 15
+    assert refinement(grid, {grid.index_of(c): truth[c[0]] for c in settled["sampled"]}, 15.0) == [(3,), (5,)]
+
+
+def test_a_settled_estimate_does_not_stop_the_rounds_while_the_basin_edge_is_unresolved():
+    """Eq. 5 averages over the points below 100 only: halving the box from the origin to a point at 100
+    narrows the basin but leaves the interpolated margins alike, so the estimate barely moves."""
+    grid = AdaptiveGrid((tuple(round(-0.8 + 0.1 * i, 9) + 0.0 for i in range(17)),), 8, 1)
+    truth = [100.0] * 17
+    truth[7:10] = [50.0, 0.0, 50.0]
+    asr_of = lambda plan: {tuple(c): truth[grid.index_of(c)[0]] for c in plan["sampled"]}  # noqa: E731
+    plan = first_plan(grid)  # 100 0 100 at a = -0.8, 0, 0.8: margins 12.5 ... 100 ... 12.5 over 15 points
+    plan = next_plan(grid, plan, asr_of(plan), tolerance=5.0)
+    assert plan["estimates"] == [pytest.approx(800 / 15)] and plan["new"] == [[-0.4], [0.4]]
+    # a = +-0.4 at 100: margins 25 ... 100 ... 25 over 7 points, 400 / 7 = 57.1, a change of 3.8 < 5
+    plan = next_plan(grid, plan, asr_of(plan), tolerance=5.0)
+    assert plan["estimates"][1] == pytest.approx(400 / 7) and plan["new"] == [[-0.2], [0.2]] and not plan["converged"]
+    while not plan["converged"]:
+        plan = next_plan(grid, plan, asr_of(plan), tolerance=5.0)
+    assert plan["estimates"][-1] == pytest.approx(visage(truth)) == pytest.approx(200 / 3)
 
 
 def test_a_plan_needs_the_asr_of_every_sampled_point():
@@ -204,6 +229,8 @@ def test_config_errors_name_the_fix():
 # ASR 100 for |a| >= 0.3 and 75, 50, 0, 25, 75 at a = -0.2, -0.1, 0, 0.1, 0.2 (test_landscape_known's d2).
 LONG_LINE = {"kind": "1d-random", "directions": 1, "seed": 1, "grid": {"min": -0.8, "max": 0.8, "step": 0.1}}
 ROUNDS = [[-0.8, -0.4, 0.0, 0.4, 0.8], [-0.2, 0.2], [-0.3, -0.1, 0.1, 0.3]]
+# tolerance 15: round 2 traces the basin's edges only (see test_plans_stop_when_the_estimate_settles_...)
+LOOSE_ROUNDS = [*ROUNDS[:2], [-0.3, 0.3]]
 ASR_AT = {-0.8: 100.0, -0.4: 100.0, -0.3: 100.0, -0.2: 75.0, -0.1: 50.0, 0.0: 0.0, 0.1: 25.0, 0.2: 75.0, 0.3: 100.0}
 ASR_AT |= {0.4: 100.0, 0.8: 100.0}
 # estimates after each round (see test_plans_stop_when_the_estimate_settles_or_nothing_is_left_to_split)
@@ -226,7 +253,7 @@ def round_logs(run: Path) -> list[Path]:
 
 @pytest.fixture(scope="module")
 def line_runs(tmp_path_factory, tiny_model_dir):
-    """One workdir: tolerance 15 (stops after round 1), then tolerance 1 (goes on to round 2), then the full
+    """One workdir: tolerance 15 (stops after round 2's edge points), then tolerance 1 (round 2 anew), then the full
     grid; the state of the run after each, with the generation logs of that step."""
     workdir = tmp_path_factory.mktemp("adaptive-line")
     states = {}
@@ -260,17 +287,18 @@ def test_rounds_sample_exact_grid_coordinates(line_runs):
 
 def test_a_loose_tolerance_stops_after_the_estimate_settles(line_runs):
     plans = line_runs["loose"]["plans"]
-    assert [p["new"] for p in plans] == [[[a] for a in r] for r in ROUNDS[:2]] + [[]]
-    assert plans[-1]["stopped_by"] == "tolerance" and plans[-1]["estimates"] == pytest.approx(ESTIMATES[:2], abs=1e-12)
+    assert [p["new"] for p in plans] == [[[a] for a in r] for r in LOOSE_ROUNDS] + [[]]
+    assert plans[-1]["stopped_by"] == "tolerance" and plans[-1]["estimates"] == pytest.approx(ESTIMATES, abs=1e-12)
     (row,) = line_runs["loose"]["visage"].query("landscape == 'd1'").to_dict("records")
-    assert row["visage_paper"] == pytest.approx(300 / 7, abs=1e-12)
-    assert (row["sampled_points"], row["grid_points"]) == (7, 17)
-    assert line_runs["loose"]["counts"] == [(5, 0), (2, 0)]
+    assert row["visage_paper"] == pytest.approx(55.0, abs=1e-12)
+    assert (row["sampled_points"], row["grid_points"]) == (9, 17)
+    assert line_runs["loose"]["counts"] == [(5, 0), (2, 0), (2, 0)]
 
 
 def test_a_rerun_reuses_every_finished_point_and_the_full_grid_reuses_the_adaptive_points(line_runs):
-    # tolerance 1: rounds 0 and 1 are kept as they are (no generation job), round 2's 4 points are new
-    assert line_runs["tight"]["counts"] == [(4, 0)]
+    # tolerance 1: rounds 0 and 1 are kept as they are (no generation job); of round 2's 4 points, the
+    # loose run's round 2 generated 2
+    assert line_runs["tight"]["counts"] == [(2, 2)]
     (row,) = line_runs["tight"]["visage"].query("landscape == 'd1'").to_dict("records")
     assert row["visage_paper"] == pytest.approx(55.0, abs=1e-12) and row["sampled_points"] == 11
     # the full grid generates only the 6 points no round sampled (a = +-0.5 ... +-0.7)
@@ -311,10 +339,11 @@ def test_a_job_killed_mid_round_resumes_with_its_finished_points(tmp_path, tiny_
         assert proc.returncode == 0, proc.stdout + proc.stderr
     assert generated_and_reused(logs / "round0" / "generate.log") == (5, 0)
     assert generated_and_reused(logs / "round1" / "generate.log") == (1, 1)
+    assert generated_and_reused(logs / "round2" / "generate.log") == (2, 0)
     plans = [read_json(p)["new"] for p in sorted((run / "adaptive" / "d1").glob("plan*.json"))]
-    assert plans == [[[a] for a in r] for r in ROUNDS[:2]] + [[]]
+    assert plans == [[[a] for a in r] for r in LOOSE_ROUNDS] + [[]]
     pd.testing.assert_frame_equal(pd.read_csv(run / "tables" / "visage.csv"), line_runs["loose"]["visage"], check_exact=True)
-    assert len(read_jsonl(run / "adaptive" / "d1" / "responses.jsonl")) == 7 * 4
+    assert len(read_jsonl(run / "adaptive" / "d1" / "responses.jsonl")) == 9 * 4
 
 
 def test_a_plane_samples_its_first_round_and_interpolates_the_rest(tmp_path, tiny_model_dir):

@@ -133,16 +133,30 @@ def refinement(grid: AdaptiveGrid, asr: Mapping[Index, float], tolerance: float)
     return sorted(new - asr.keys())
 
 
+def crosses_edge(box: Box, asr: Mapping[Index, float]) -> bool:
+    """Whether the basin's edge runs through a box: one corner at 100, another below."""
+    values = [asr[c] for c in corners(box)]
+    return max(values) == ASR_MAX and min(values) < ASR_MAX
+
+
+def edge_unresolved(grid: AdaptiveGrid, asr: Mapping[Index, float]) -> bool:
+    """Whether a box the basin's edge crosses can still be split. Until none can, a settled estimate proves
+    nothing: Eq. 5 averages over the points below 100 only, so a box's interpolated margins look alike at
+    every size, and halving an edge box whose new corners are all at 100 shrinks the basin while the estimate
+    stays put."""
+    return any(len(halves(box, grid.min_stride)) > 1 and crosses_edge(box, asr) for box in leaves(grid, set(asr)))
+
+
 def needs_split(box: Box, asr: Mapping[Index, float], below: int, tolerance: float) -> bool:
-    """Whether a box's unsampled points could matter: its corners' ASR differ, and either one corner is at 100
-    (the basin's edge runs through the box, so which of its points Eq. 5 averages over is unknown), or the
-    spread of its corners' ASR times its unsampled points, over the `below` grid points Eq. 5 averages over
-    now, reaches `tolerance`: the most those points move the estimate while their ASR stays between the corners'."""
+    """Whether a box's unsampled points could matter: the basin's edge crosses it (so which of its points
+    Eq. 5 averages over is unknown), or the spread of its corners' ASR times its unsampled points, over the
+    `below` grid points Eq. 5 averages over now, reaches `tolerance`: the most those points move the
+    estimate while their ASR stays between the corners'."""
     values = [asr[c] for c in corners(box)]
     spread = max(values) - min(values)
     if spread == 0:
         return False
-    if max(values) == ASR_MAX:
+    if crosses_edge(box, asr):
         return True
     unsampled = sum(1 for point in itertools.product(*(range(lo, hi + 1) for lo, hi in box)) if point not in asr)
     return spread * unsampled / max(below, 1) >= tolerance
@@ -218,13 +232,14 @@ def first_plan(grid: AdaptiveGrid) -> dict:
 def next_plan(grid: AdaptiveGrid, plan: dict, asr: Mapping[tuple[float, ...], float], tolerance: float) -> dict:
     """The round after `plan`, from the ASR at every point sampled so far (keyed by coordinates): its
     estimate appended to the plan's, and the points to sample next; none (converged) once the estimate
-    moved by less than `tolerance` since the round before, or when no box is left to split."""
+    moved by less than `tolerance` since the round before with the basin's edge traced down to `min_stride`
+    (see `edge_unresolved`), or when no box is left to split."""
     by_index = {grid.index_of(coords): value for coords, value in asr.items()}
     missing = [c for c in plan["sampled"] if grid.index_of(c) not in by_index]
     if missing:
         raise ValueError(f"no ASR at the sampled points {missing[:3]}; the judgments of round {plan['round']} are incomplete")
     estimates = [*plan["estimates"], estimate(grid, by_index)]
-    stable = len(estimates) > 1 and abs(estimates[-1] - estimates[-2]) < tolerance
+    stable = len(estimates) > 1 and abs(estimates[-1] - estimates[-2]) < tolerance and not edge_unresolved(grid, by_index)
     new = [] if stable else [list(grid.coords(i)) for i in refinement(grid, by_index, tolerance)]
     stopped_by = "tolerance" if stable else None if new else "no box left to split"
     return {
