@@ -34,7 +34,7 @@ def headline_visage(run: Path) -> pd.DataFrame:
 
 def compare(adaptive: Path, full: list[Path]) -> str:
     ours, theirs = headline_visage(adaptive), headline_visage(full[-1])
-    generated, seconds = generation(sorted((adaptive / "logs" / "adaptive").glob("*/round*/generate.log")))
+    generated, seconds = generation(sorted((adaptive / "logs" / "adaptive").glob("round*/generate.log")))
     full_generated, full_seconds = generation(
         [log for run in full for log in sorted((run / "logs" / "generate").glob("*/job*.log"))]
     )

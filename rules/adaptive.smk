@@ -1,15 +1,17 @@
-# Adaptive grids (landscape.adaptive): each main landscape is sampled in rounds on points of its
-# configured grid. A round's plan is a checkpoint: plan<r>.json lists the round's new points (round 0:
-# every initial_stride-th point), which are generated and judged by the headline judge; the next plan
-# reads their verdicts and splits the boxes whose corners' ASR differ, until the VISAGE estimate
-# settles. The gathered responses are then judged by every judge as a full-grid landscape's would be.
-# Rounds are files like any others, so a rerun reuses every finished round and every generated point.
+# Adaptive grids (landscape.adaptive): the main landscapes are sampled in rounds on points of their
+# configured grids. A landscape's plan for a round is a checkpoint: plan<r>.json lists the round's new
+# points (round 0: every initial_stride-th point), and the next plan reads their verdicts and splits the
+# boxes whose corners' ASR differ, until the VISAGE estimate settles. One generation job and one judge job
+# per round serve every landscape still sampling (each job loads its model once), so a run pays a job's
+# start-up per round, not per round and landscape. The gathered responses are then judged by every judge
+# as a full-grid landscape's would be. Rounds are files like any others, so a rerun reuses every finished
+# round and every generated point.
 if ADAPTIVE:
 
     checkpoint adaptive_plan:
         input:
             previous=lambda wc: [f"{ADAPTIVE_DIR}/{wc.landscape}/plan{int(wc.round) - 1}.json"] if int(wc.round) else [],
-            judgments=lambda wc: [round_file(wc.landscape, r, "judgments.jsonl") for r in range(int(wc.round))],
+            judgments=lambda wc: [round_file(r, "judgments.jsonl") for r in range(int(wc.round))],
         output:
             f"{ADAPTIVE_DIR}/{{landscape}}/plan{{round}}.json",
         params:
@@ -18,6 +20,7 @@ if ADAPTIVE:
             landscape=lambda wc: wc.landscape,
             round=lambda wc: int(wc.round),
         wildcard_constraints:
+            landscape="|".join(re.escape(name) for name in MAIN),
             round="[0-9]+",
         log:
             f"{RUN}/logs/adaptive/{{landscape}}/plan{{round}}.log",
@@ -29,19 +32,20 @@ if ADAPTIVE:
     rule adaptive_generate:
         input:
             model=subject_manifest(),
-            prompts=lambda wc: PROMPTS[wc.landscape]["file"],
-            points=f"{RUN}/points/{{landscape}}",
-            plan=f"{ADAPTIVE_DIR}/{{landscape}}/plan{{round}}.json",
+            # the main landscapes share their prompts and decoding (one variant)
+            prompts=PROMPTS[MAIN[0]]["file"],
+            points=[f"{RUN}/points/{name}" for name in MAIN],
+            plans=lambda wc: round_plans(int(wc.round)),
         output:
-            f"{ADAPTIVE_DIR}/{{landscape}}/round{{round}}/responses.jsonl",
+            round_file("{round}", "responses.jsonl"),
         params:
             code=code("adaptive_generate.py", keywords=GENERATION["stop_on_refusal"]),
             engine_code=engine_code_digest(GENERATION["engine"]),
-            landscape=lambda wc: wc.landscape,
+            landscapes=MAIN,
             # the grid and strides that chose the points (the tolerance only decides when the rounds stop)
             grid={key: value for key, value in ADAPTIVE.items() if key != "tolerance"},
-            prompts=lambda wc: PROMPTS[wc.landscape],
-            generation=lambda wc: landscape_generation(LANDSCAPES[wc.landscape]),
+            prompts=PROMPTS[MAIN[0]],
+            generation=landscape_generation(LANDSCAPES[MAIN[0]]),
             cache=f"{CACHE}/responses",
             trust_remote_code=config["model"]["trust_remote_code"],
             gpu_locks=f"{CACHE}/gpu-locks",
@@ -51,19 +55,19 @@ if ADAPTIVE:
         resources:
             gpu=0 if config["generation"]["device"] == "cpu" else config["generation"]["tensor_parallel_size"],
         log:
-            f"{RUN}/logs/adaptive/{{landscape}}/round{{round}}/generate.log",
+            f"{RUN}/logs/adaptive/round{{round}}/generate.log",
         conda:
             "../envs/safety-landscape.yaml"
         script:
             "../scripts/adaptive_generate.py"
 
-    # The headline judge's verdicts, which the next round's plan reads.
+    # The headline judge's verdicts, which the next round's plans read.
     rule adaptive_judge:
         input:
-            responses=[round_file("{landscape}", "{round}", "responses.jsonl")],
+            responses=[round_file("{round}", "responses.jsonl")],
             judge_model=judge_model_manifest(next(iter(JUDGES))) or [],
         output:
-            round_file("{landscape}", "{round}", "judgments.jsonl"),
+            round_file("{round}", "judgments.jsonl"),
         params:
             code=code("judge.py"),
             spec=JUDGES[next(iter(JUDGES))],
@@ -76,7 +80,7 @@ if ADAPTIVE:
         resources:
             gpu=judge_gpus(next(iter(JUDGES))),
         log:
-            f"{RUN}/logs/adaptive/{{landscape}}/round{{round}}/judge.log",
+            f"{RUN}/logs/adaptive/round{{round}}/judge.log",
         conda:
             "../envs/safety-landscape.yaml"
         script:
@@ -84,13 +88,16 @@ if ADAPTIVE:
 
     rule adaptive_collect:
         input:
-            responses=lambda wc: [round_file(wc.landscape, r, "responses.jsonl") for r in range(adaptive_rounds(wc.landscape))],
+            responses=lambda wc: [round_file(r, "responses.jsonl") for r in range(adaptive_rounds(wc.landscape))],
             plan=lambda wc: f"{ADAPTIVE_DIR}/{wc.landscape}/plan{adaptive_rounds(wc.landscape)}.json",
         output:
             responses=f"{ADAPTIVE_DIR}/{{landscape}}/responses.jsonl",
             rounds=f"{ADAPTIVE_DIR}/{{landscape}}/rounds.json",
         params:
             code=code("adaptive_collect.py"),
+            landscape=lambda wc: wc.landscape,
+        wildcard_constraints:
+            landscape="|".join(re.escape(name) for name in MAIN),
         log:
             f"{RUN}/logs/adaptive/{{landscape}}/collect.log",
         conda:

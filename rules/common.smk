@@ -300,14 +300,25 @@ def adaptive_files():
     return [f"{ADAPTIVE_DIR}/{name}/{kind}" for name in MAIN for kind in ("responses.jsonl", "rounds.json")]
 
 
+def plan_converged(landscape, r):
+    """Whether a landscape's plan of round r has no new points; read once the checkpoint that writes it has run."""
+    return read_json(checkpoints.adaptive_plan.get(landscape=landscape, round=r).output[0])["converged"]
+
+
 def adaptive_rounds(landscape):
-    """Rounds with points of an adaptive landscape: its plans are read one after the other, each once the
-    checkpoint that writes it has run, up to the converged one (which has no points)."""
+    """Rounds with points of an adaptive landscape: its plans are read one after the other up to the
+    converged one (which has no points)."""
     r = 0
-    while not read_json(checkpoints.adaptive_plan.get(landscape=landscape, round=r).output[0])["converged"]:
+    while not plan_converged(landscape, r):
         r += 1
     return r
 
 
-def round_file(landscape, r, name):
-    return f"{ADAPTIVE_DIR}/{landscape}/round{r}/{name}"
+def round_plans(r):
+    """The plans of round r: those of the main landscapes still sampling after round r - 1 (all for round 0)."""
+    return [f"{ADAPTIVE_DIR}/{name}/plan{r}.json" for name in MAIN if r == 0 or not plan_converged(name, r - 1)]
+
+
+def round_file(r, name):
+    """A file of round r, which holds every main landscape's points of that round."""
+    return f"{ADAPTIVE_DIR}/round{r}/{name}"

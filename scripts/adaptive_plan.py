@@ -12,7 +12,7 @@ grid = AdaptiveGrid.from_settings(p.settings)
 if p.round == 0:
     plan = first_plan(grid)
 else:
-    records = [r for path in snakemake.input.judgments for r in read_jsonl(path)]
+    records = [r for path in snakemake.input.judgments for r in read_jsonl(path) if r["landscape"] == p.landscape]
     plan = next_plan(grid, read_json(snakemake.input.previous[0]), point_asr(records), p.settings["tolerance"])
 logging.getLogger("adaptive").info(
     "%s round %d: %d new points, %d sampled of %d; estimates %s; converged %s (%s)",

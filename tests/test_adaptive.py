@@ -31,7 +31,7 @@ from safety_landscape.plan import ConfigError
 from safety_landscape.validation import check_config
 from test_config import default_config
 from test_faults import HARNESS, fired
-from test_landscape_known import ENGINE, PLANE, PLANE_VISAGE_PAPER, run_known_landscape
+from test_landscape_known import ENGINE, LINE, PLANE, PLANE_VISAGE_PAPER, run_known_landscape
 from test_workflow import SNAKEMAKE, make_workdir
 
 NINE = (-0.4, -0.3, -0.2, -0.1, 0.0, 0.1, 0.2, 0.3, 0.4)
@@ -248,7 +248,7 @@ def generated_and_reused(log: Path) -> tuple[int, int]:
 
 
 def round_logs(run: Path) -> list[Path]:
-    return sorted((run / "logs" / "adaptive" / "d1").glob("round*/generate.log"))
+    return sorted((run / "logs" / "adaptive").glob("round*/generate.log"))
 
 
 @pytest.fixture(scope="module")
@@ -322,17 +322,17 @@ def test_a_job_killed_mid_round_resumes_with_its_finished_points(tmp_path, tiny_
     env = dict(os.environ, FAULT_FIRED=str(tmp_path / "fault-fired"))
     env["PYTHONPATH"] = os.pathsep.join([str(HARNESS), str(REPO / "tests"), os.environ.get("PYTHONPATH", "")])
     configs = ["--configfile", str(tmp_path / "config.yaml"), str(tmp_path / "override.yaml")]
-    run, logs = tmp_path / "results" / "tiny", tmp_path / "results" / "tiny" / "logs" / "adaptive" / "d1"
+    run, logs = tmp_path / "results" / "tiny", tmp_path / "results" / "tiny" / "logs" / "adaptive"
 
     def snakemake(*args: str, fault: dict | None = None) -> subprocess.CompletedProcess:
         cmd = SNAKEMAKE + ["--directory", str(tmp_path), *args, *configs]
         return subprocess.run(cmd, env=env | (fault or {}), capture_output=True, text=True, start_new_session=True)
 
-    assert snakemake("results/tiny/adaptive/d1/round0/judgments.jsonl").returncode == 0
+    assert snakemake("results/tiny/adaptive/round0/judgments.jsonl").returncode == 0
     killed = snakemake("results/tiny/summary.json", fault={"FAULT": "kill:2:*/results/cache/responses/*"})
     assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr
     assert fired(tmp_path)[0] == "kill"
-    assert not (run / "adaptive" / "d1" / "round1" / "responses.jsonl").exists()
+    assert not (run / "adaptive" / "round1" / "responses.jsonl").exists()
     (logs / "round1" / "generate.log").unlink(missing_ok=True)
     for args in (["--unlock"], ["results/tiny/summary.json"]):
         proc = snakemake(*args)
@@ -344,6 +344,32 @@ def test_a_job_killed_mid_round_resumes_with_its_finished_points(tmp_path, tiny_
     assert plans == [[[a] for a in r] for r in LOOSE_ROUNDS] + [[]]
     pd.testing.assert_frame_equal(pd.read_csv(run / "tables" / "visage.csv"), line_runs["loose"]["visage"], check_exact=True)
     assert len(read_jsonl(run / "adaptive" / "d1" / "responses.jsonl")) == 9 * 4
+
+
+def test_one_job_per_round_serves_every_direction_still_sampling(tmp_path, tiny_model_dir):
+    """Two directions of the known line (test_landscape_known.LINE_ASR), initial stride 2, tolerance 12:
+    d1 (75 100 75 25 0 25 50 100 100) samples a = -0.4, -0.2, 0, 0.2, 0.4, then 0.3 (its edge box), then
+    stops: estimates 48.44, then 51.79 (75 75 75 37.5 0 25 50 100 100: 362.5 / 7), a change of 3.3 with the
+    edges traced. d2 (100 100 75 50 0 25 75 100 100) samples the same first points, then +-0.3, then +-0.1
+    (the estimate moved by 12.1, and the box (-0.2, 0) could move it by 75 / 5 = 15), then stops at 55."""
+    landscape = LINE | {"adaptive": {"enabled": True, "tolerance": 12.0, "initial_stride": 2, "min_stride": 1}}
+    run = run_known_landscape(tmp_path, tiny_model_dir, landscape, points_per_job=9)
+    new = {name: [read_json(p)["new"] for p in sorted((run / "adaptive" / name).glob("plan*.json"))] for name in ("d1", "d2")}
+    first = [[-0.4], [-0.2], [0.0], [0.2], [0.4]]
+    assert new == {"d1": [first, [[0.3]], []], "d2": [first, [[-0.3], [0.3]], [[-0.1], [0.1]], []]}
+    # one generation job per round; the two directions' a = 0 is one model, generated once
+    logs = sorted((run / "logs" / "adaptive").glob("round*/generate.log"))
+    assert [generated_and_reused(log) for log in logs] == [(9, 1), (3, 0), (2, 0)]
+    by_round = [read_jsonl(run / "adaptive" / f"round{r}" / "responses.jsonl") for r in range(3)]
+    assert [sorted({(r["landscape"], r["a"]) for r in records}) for records in by_round[1:]] == [
+        [("d1", 0.3), ("d2", -0.3), ("d2", 0.3)],
+        [("d2", -0.1), ("d2", 0.1)],
+    ]
+    assert len(read_jsonl(run / "adaptive" / "d1" / "responses.jsonl")) == 6 * 4
+    assert len(read_jsonl(run / "adaptive" / "d2" / "responses.jsonl")) == 9 * 4
+    table = pd.read_csv(run / "tables" / "visage.csv").query("judge == 'keyword'").set_index("landscape")
+    assert table.loc["d1", "visage_paper"] == pytest.approx(362.5 / 7, abs=1e-12) and table.loc["d1", "sampled_points"] == 6
+    assert table.loc["d2", "visage_paper"] == pytest.approx(55.0, abs=1e-12) and table.loc["d2", "sampled_points"] == 9
 
 
 def test_a_plane_samples_its_first_round_and_interpolates_the_rest(tmp_path, tiny_model_dir):

@@ -43,8 +43,8 @@ def test_compare_adaptive_table(tmp_path):
         tmp_path / "adaptive",
         "judge,landscape,visage_paper,sampled_points,grid_points\nkeyword,d1,81.0,4,5\nkeyword,mean,81.0,4.0,5.0\n",
         {
-            "adaptive/d1/round0/generate.log": LINE.format(tokens=5, s=3.0, u=0.25) * 3,
-            "adaptive/d1/round1/generate.log": REUSED + LINE.format(tokens=5, s=4.5, u=0.5),
+            "adaptive/round0/generate.log": LINE.format(tokens=5, s=3.0, u=0.25) * 3,
+            "adaptive/round1/generate.log": REUSED + LINE.format(tokens=5, s=4.5, u=0.5),
         },
     )
     out = subprocess.run(

@@ -104,9 +104,25 @@ def generate_job(
     cache_dir: str | os.PathLike,
     prompt_fields: Sequence[dict] | None = None,
 ) -> None:
-    """Greedy responses at every point of one generation job (see points.job_results) to one JSONL,
-    every record labelled with its landscape and coordinates (and with its prompt's `prompt_fields`, e.g.
-    a contextual behaviour's behavior and context); points generated before come from the cache."""
+    """`job_records` of one generation job, written to one JSONL."""
+    records = job_records(engine, model_digest, prompts, prompts_digest, settings, points_dir, job, cache_dir, prompt_fields)
+    write_jsonl(out, records)
+
+
+def job_records(
+    engine,
+    model_digest: str,
+    prompts: list[str],
+    prompts_digest: str,
+    settings: DecodingSettings,
+    points_dir: str | os.PathLike,
+    job: Sequence[dict],
+    cache_dir: str | os.PathLike,
+    prompt_fields: Sequence[dict] | None = None,
+) -> list[dict]:
+    """Greedy responses at every point of one generation job (see points.job_results), every record
+    labelled with its landscape and coordinates (and with its prompt's `prompt_fields`, e.g. a contextual
+    behaviour's behavior and context); points generated before come from the cache."""
     prompt_ids = render_prompts(engine.tokenizer, prompts, settings.system_prompt, settings.chat_template)
     cache_dir = Path(cache_dir)
 
@@ -120,7 +136,7 @@ def generate_job(
     for done, (label, result) in enumerate(job_results(points_dir, job, model_digest, cache_file, respond), start=1):
         records += [{key: value for key, value in r.items() if key not in LABEL_KEYS} | label for r in result]
         log.info("point %d of %d done (%s)", done, len(job), ", ".join(f"{key} {value}" for key, value in label.items()))
-    write_jsonl(out, records)
+    return records
 
 
 def generate_unperturbed(
