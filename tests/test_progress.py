@@ -29,8 +29,8 @@ def tiny_run(workdir: Path) -> None:
 
     from conftest import build_tiny_model, points_along_a_direction
     from safety_landscape.engines import EngineOptions, HFEngine
-    from safety_landscape.generate import DecodingSettings, generate_job
-    from safety_landscape.io import log_to_file
+    from safety_landscape.generate import DecodingSettings, job_records
+    from safety_landscape.io import log_to_file, write_jsonl
     from safety_landscape.modeling import load_model, load_tokenizer
     from safety_landscape.prompts import prompts_digest
     from safety_landscape.training import SFTSettings, supervised_finetune
@@ -47,13 +47,12 @@ def tiny_run(workdir: Path) -> None:
     settings = DecodingSettings(
         max_new_tokens=4, batch_size=2, system_prompt=None, chat_template=True, stop_on_refusal=False, dtype="float32"
     )
-    for out in ("job.jsonl", "again.jsonl"):
-        generate_job(
-            engine, digest, prompts, prompts_digest(prompts), settings, workdir / "points", job, workdir / out, workdir / "cache"
+    for _ in range(2):  # the second time from the cache
+        records = job_records(
+            engine, digest, prompts, prompts_digest(prompts), settings, workdir / "points", job, workdir / "cache"
         )
-    judge_records(
-        open_judge({"name": "keyword"}), {"name": "keyword", "id": "kw"}, read_jsonl(workdir / "job.jsonl"), workdir / "verdicts"
-    )
+    write_jsonl(workdir / "job.jsonl", records)
+    judge_records(open_judge({"name": "keyword"}), {"name": "keyword", "id": "kw"}, records, workdir / "verdicts")
 
 
 LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO safety_landscape\.(training|generate|judges): (.*)$")

@@ -8,8 +8,7 @@ from conftest import ADVBENCH, points_along_a_direction
 from safety_landscape.decoding import greedy_generate, left_pad, render_prompts
 from safety_landscape.directions import CheckpointReader, random_source, write_direction
 from safety_landscape.engines import EngineOptions, HFEngine
-from safety_landscape.generate import DecodingSettings, generate_job
-from safety_landscape.io import read_jsonl
+from safety_landscape.generate import DecodingSettings, job_records
 from safety_landscape.judges import open_judge
 from safety_landscape.modeling import load_model, load_tokenizer
 from safety_landscape.points import Term
@@ -41,18 +40,8 @@ def test_generate_and_judge_smollm2_along_a_direction(smollm2, tmp_path):
     digest, job = points_along_a_direction(folder, tmp_path, [0.0, 0.4])
     settings = DecodingSettings(24, 4, None, True, True, "float32")
     engine = HFEngine(EngineOptions(folder, "float32", "cpu"))
-    generate_job(
-        engine,
-        digest,
-        PROMPTS,
-        prompts_digest(PROMPTS),
-        settings,
-        tmp_path / "points",
-        job,
-        tmp_path / "job1.jsonl",
-        tmp_path / "cache",
-    )
-    records = read_jsonl(tmp_path / "job1.jsonl")
+    prompts_key = prompts_digest(PROMPTS)
+    records = job_records(engine, digest, PROMPTS, prompts_key, settings, tmp_path / "points", job, tmp_path / "cache")
     center, far = [r for r in records if r["a"] == 0.0], [r for r in records if r["a"] == 0.4]
     assert len(center) == len(far) == len(PROMPTS) and {r["landscape"] for r in records} == {"d1"}
     # The unaligned model answers harmful requests fluently at a = 0 ...

@@ -19,7 +19,7 @@ from . import __version__
 from .decoding import render_prompts
 from .engines import EngineOptions, open_engine
 from .gpus import claim_gpus, visible_gpus
-from .io import read_cache_entry, sha256_json, write_cache_entry, write_jsonl
+from .io import read_cache_entry, sha256_json, write_cache_entry
 from .modeling import resolve_device, resolve_dtype
 from .points import LABEL_KEYS, Term, job_results, point_key
 from .provenance import code_digest, engine_code_digest
@@ -90,23 +90,6 @@ def open_generation(gen: dict, model_path: str, trust_remote_code: bool) -> tupl
         max_model_len=gen["max_model_len"],
     )
     return open_engine(gen["engine"], options), settings
-
-
-def generate_job(
-    engine,
-    model_digest: str,
-    prompts: list[str],
-    prompts_digest: str,
-    settings: DecodingSettings,
-    points_dir: str | os.PathLike,
-    job: Sequence[dict],
-    out: str | os.PathLike,
-    cache_dir: str | os.PathLike,
-    prompt_fields: Sequence[dict] | None = None,
-) -> None:
-    """`job_records` of one generation job, written to one JSONL."""
-    records = job_records(engine, model_digest, prompts, prompts_digest, settings, points_dir, job, cache_dir, prompt_fields)
-    write_jsonl(out, records)
 
 
 def job_records(
