@@ -13,22 +13,14 @@ torch.set_num_threads(snakemake.threads)
 p = snakemake.params
 gpu_locks = claim_generation_gpus(p.generation, p.gpu_locks)  # held until the job ends
 model_info = read_json(snakemake.input.model)
+digest = model_info["digest"]
 points_dirs = dict(zip(p.landscapes, snakemake.input.points))
 engine, settings = open_generation(p.generation, model_info["path"], p.trust_remote_code)
 prompts, fields = source_prompts(snakemake.input.prompts, p.prompts)
+prompts_key = prompts_digest(prompts)
 records = []
 for plan in map(read_json, snakemake.input.plans):
     name = plan["landscape"]
     points = [{"landscape": name, "name": point_name(coords), **dict(zip("ab", coords))} for coords in plan["new"]]
-    records += job_records(
-        engine,
-        model_info["digest"],
-        prompts,
-        prompts_digest(prompts),
-        settings,
-        points_dirs[name],
-        points,
-        p.cache,
-        fields,
-    )
+    records += job_records(engine, digest, prompts, prompts_key, settings, points_dirs[name], points, p.cache, fields)
 write_jsonl(snakemake.output[0], records)
